@@ -1,0 +1,12 @@
+package main
+
+import "github.com/spf13/cobra"
+
+func newTestbedCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "testbed",
+		Short: "Import, list, show and publish testbeds (research problems with hidden test labels)",
+	}
+	c.AddCommand(newTestbedImportCmd(g), newTestbedListCmd(g), newTestbedShowCmd(g), newTestbedPublicCmd(g))
+	return c
+}
