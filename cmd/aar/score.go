@@ -152,4 +152,3 @@ func interval(iv *stats.Interval) string {
 	}
 	return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", iv.Estimate, iv.Lo, iv.Hi)
 }
-

@@ -14,8 +14,8 @@ import (
 // with its training data are ID, the others OOD. A preset applies only when
 // every test subset matches one of its prefixes.
 type studyPreset struct {
-	name      string
-	id, ood   []string // subset name prefixes
+	name    string
+	id, ood []string // subset name prefixes
 }
 
 var studyPresets = []studyPreset{

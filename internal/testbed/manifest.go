@@ -90,11 +90,11 @@ type Manifest struct {
 
 // SplitConfig records how the splits were drawn, so they can be audited.
 type SplitConfig struct {
-	Seed             uint64  `json:"seed"`
-	SealedFraction   float64 `json:"sealed_fraction"`
-	HoldoutFraction  float64 `json:"holdout_fraction"`
-	StratifiedBy     string  `json:"stratified_by"`
-	DerivedIDsFrom   string  `json:"derived_ids,omitempty"`
+	Seed            uint64  `json:"seed"`
+	SealedFraction  float64 `json:"sealed_fraction"`
+	HoldoutFraction float64 `json:"holdout_fraction"`
+	StratifiedBy    string  `json:"stratified_by"`
+	DerivedIDsFrom  string  `json:"derived_ids,omitempty"`
 }
 
 // Counts are row counts per file and split.
