@@ -25,6 +25,7 @@ const (
 // Row is one row of a testbed file. Fields holds the object as read (with
 // "id" set, derived if the file had none); Label is the class index.
 type Row struct {
+	Line   int // 1-based line in the file it was read from
 	ID     string
 	Subset string
 	Label  int
@@ -64,7 +65,7 @@ func parseRows(m *Manifest, file, name string, lines []jsonl.Line, needLabel boo
 	rows := make([]Row, 0, len(lines))
 	derived := map[string]int{}
 	for _, ln := range lines {
-		r := Row{Fields: ln.Fields, Label: NoLabel}
+		r := Row{Line: ln.Num, Fields: ln.Fields, Label: NoLabel}
 		for _, f := range publicFields[m.Kind] {
 			raw, ok := ln.Fields[f]
 			if !ok {

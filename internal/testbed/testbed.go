@@ -154,16 +154,21 @@ func readRowFiles(dir string, m *Manifest) (labeled, pool, test []Row, err error
 	if test, err = read(FileTest, true); err != nil {
 		return
 	}
-	seen := map[string]string{}
+	type where struct {
+		file string
+		line int
+	}
+	seen := map[string]where{}
 	for _, set := range []struct {
 		file string
 		rows []Row
 	}{{FileTrainLabel, labeled}, {FilePool, pool}, {FileTest, test}} {
 		for _, r := range set.rows {
 			if prev, dup := seen[r.ID]; dup {
-				return nil, nil, nil, jsonl.Errorf(filepath.Join(dir, set.file), 0, "id", "give every row of the testbed a distinct id", "id %q is used twice (also in %s)", r.ID, prev)
+				return nil, nil, nil, jsonl.Errorf(filepath.Join(dir, set.file), r.Line, "id", "give every row of the testbed a distinct id",
+					"id %q is already used by %s:%d", r.ID, prev.file, prev.line)
 			}
-			seen[r.ID] = set.file
+			seen[r.ID] = where{set.file, r.Line}
 		}
 	}
 	return labeled, pool, test, nil
