@@ -14,7 +14,7 @@ func TestSummarize(t *testing.T) {
 		mean, se float64
 	}{
 		{"one value", []float64{0.7}, 0.7, 0},
-		{"two values", []float64{1, 0}, 0.5, 0.5},       // sd 0.7071, /√2
+		{"two values", []float64{1, 0}, 0.5, 0.5},      // sd 0.7071, /√2
 		{"constant", []float64{0.3, 0.3, 0.3}, 0.3, 0}, // no spread
 		{"four", []float64{2, 4, 4, 6}, 4, math.Sqrt(8.0/3) / 2},
 	}
