@@ -3,6 +3,7 @@ package score
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,10 +91,12 @@ func parseArray(name string, data []byte, tb *testbed.Testbed, p *Predictions) e
 	var arr []json.RawMessage
 	if err := json.Unmarshal(data, &arr); err != nil {
 		msg := "invalid JSON array"
-		if se, ok := err.(*json.SyntaxError); ok {
+		var se *json.SyntaxError
+		switch {
+		case strings.Contains(err.Error(), "unexpected end"):
+			msg = "truncated JSON array (the input ends inside it)"
+		case errors.As(err, &se):
 			msg = fmt.Sprintf("invalid JSON array at byte %d: %s", se.Offset, se.Error())
-		} else if strings.Contains(err.Error(), "unexpected end") {
-			msg = "truncated JSON array"
 		}
 		return jsonl.Errorf(name, 0, "", "write a JSON array of class indexes", "%s", msg)
 	}
