@@ -17,6 +17,7 @@ func newTestbedImportCmd(g *globals) *cobra.Command {
 		oodSubs   string
 		splitSeed string
 		asJSON    bool
+		sealed    float64
 	)
 	c := &cobra.Command{
 		Use:   "import DIR --name NAME",
@@ -43,6 +44,10 @@ Nothing is written unless the whole directory checks out.`,
 				}
 				opts.SplitSeed = &s
 			}
+			if !(sealed >= 0 && sealed < 1) {
+				return usagef("--sealed-fraction %v: use a value in [0, 1)", sealed)
+			}
+			opts.SealedFraction = &sealed
 			store, err := g.testbeds()
 			if err != nil {
 				return err
@@ -74,7 +79,7 @@ Nothing is written unless the whole directory checks out.`,
 	f.StringVar(&idSubs, "id-subsets", "", "comma-separated subset values that are in-distribution")
 	f.StringVar(&oodSubs, "ood-subsets", "", "comma-separated subset values that are out-of-distribution")
 	f.StringVar(&splitSeed, "split-seed", "", "seed for the split draw (default: random, recorded privately)")
-	f.Float64Var(&opts.SealedFraction, "sealed-fraction", testbed.DefaultSealedFraction, "share of train_unlabel and of test rows sealed away from every public view")
+	f.Float64Var(&sealed, "sealed-fraction", testbed.DefaultSealedFraction, "share of train_unlabel and of test rows sealed away from every public view")
 	f.BoolVar(&asJSON, "json", false, "print the private manifest as JSON")
 	return c
 }

@@ -129,9 +129,9 @@ func figureFor(m *Manifest, rows []Row, group string, preds []SeedPredictions, o
 		return figure(accs, BasisWholeSet), ""
 	}
 	if len(overall) > 0 {
-		return nil, fmt.Sprintf("not derivable: the source gives only whole-test-set accuracy, no per-row predictions or per-subset figures to compute %s accuracy", strings.ToUpper(group))
+		return nil, "not derivable: the source has whole-test-set accuracy only (no per-row test predictions, no per-subset figures)"
 	}
-	return nil, "not derivable: the testbed has no per-row baseline predictions (baselines/<model>/<seed>.jsonl) and no cache"
+	return nil, "not derivable: no per-row baseline predictions (baselines/<model>/<seed>.jsonl) and no cache"
 }
 
 func figure(accs []float64, basis string) *Figure {

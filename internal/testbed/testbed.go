@@ -185,8 +185,10 @@ type ImportOptions struct {
 	// IDSubsets and OODSubsets override the manifest.
 	IDSubsets, OODSubsets []string
 	// SplitSeed fixes the split draw; nil draws a random seed.
-	SplitSeed      *uint64
-	SealedFraction float64 // default DefaultSealedFraction
+	SplitSeed *uint64
+	// SealedFraction is the share of pool and of test rows sealed; nil
+	// means DefaultSealedFraction.
+	SealedFraction *float64
 	Now            func() time.Time
 }
 
@@ -197,11 +199,12 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 	if err := ValidateName(opts.Name); err != nil {
 		return nil, err
 	}
-	if opts.SealedFraction == 0 {
-		opts.SealedFraction = DefaultSealedFraction
+	sealed := DefaultSealedFraction
+	if opts.SealedFraction != nil {
+		sealed = *opts.SealedFraction
 	}
-	if opts.SealedFraction < 0 || opts.SealedFraction >= 1 {
-		return nil, fmt.Errorf("sealed fraction %v is out of range: use a value in [0, 1)", opts.SealedFraction)
+	if !(sealed >= 0 && sealed < 1) {
+		return nil, fmt.Errorf("sealed fraction %v is out of range: use a value in [0, 1)", sealed)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -254,9 +257,9 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 		seed = *opts.SplitSeed
 	}
 	tb := &Testbed{Manifest: m, Labeled: labeled, Pool: pool, Test: test}
-	tb.Splits = assignSplits(test, pool, seed, opts.SealedFraction, DefaultHoldoutFraction)
+	tb.Splits = assignSplits(test, pool, seed, sealed, DefaultHoldoutFraction)
 	tb.Manifest.Split = &SplitConfig{
-		Seed: seed, SealedFraction: opts.SealedFraction, HoldoutFraction: DefaultHoldoutFraction,
+		Seed: seed, SealedFraction: sealed, HoldoutFraction: DefaultHoldoutFraction,
 		StratifiedBy: "subset, label",
 	}
 	if !rowsHaveIDs(src) {
@@ -296,11 +299,7 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 	}
 	tb.WeakPred, tb.CeilPred = in.weakPreds, in.ceilPreds
 	tb.Manifest.Baselines = tb.computeBaselines(in)
-	for _, cb := range tb.Manifest.Baselines {
-		if cb.Note != "" && cb.Rows > 0 {
-			notes = append(notes, fmt.Sprintf("baseline %s/%s: %s", cb.Split, cb.Group, cb.Note))
-		}
-	}
+	notes = append(notes, baselineNotes(tb.Manifest.Baselines)...)
 	for _, sl := range tb.Soft {
 		tb.Manifest.WeakSeeds = append(tb.Manifest.WeakSeeds, sl.Seed)
 	}
@@ -313,6 +312,27 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 	}
 	tb.dir = final
 	return tb, nil
+}
+
+// baselineNotes groups the cells whose baselines have the same note, so an
+// import says each cause once.
+func baselineNotes(cells []CellBaseline) []string {
+	var order []string
+	byNote := map[string][]string{}
+	for _, cb := range cells {
+		if cb.Note == "" || cb.Rows == 0 {
+			continue
+		}
+		if _, ok := byNote[cb.Note]; !ok {
+			order = append(order, cb.Note)
+		}
+		byNote[cb.Note] = append(byNote[cb.Note], cb.Split+"/"+cb.Group)
+	}
+	out := make([]string, len(order))
+	for i, n := range order {
+		out[i] = fmt.Sprintf("baselines of %s: %s", strings.Join(byNote[n], ", "), n)
+	}
+	return out
 }
 
 func (tb *Testbed) counts() *Counts {

@@ -277,8 +277,20 @@ func TestCacheWithoutPredictions(t *testing.T) {
 		}
 	}
 	notes := strings.Join(tb.Manifest.ImportNotes, "\n")
-	if !strings.Contains(notes, "whole-test-set means") || !strings.Contains(notes, "baseline feedback/id: weak: not derivable") {
+	if !strings.Contains(notes, "whole-test-set means") || !strings.Contains(notes, "baselines of feedback/id, feedback/ood, holdout/id, holdout/ood, sealed/id, sealed/ood: weak: not derivable") {
 		t.Errorf("import notes do not say what could not be derived:\n%s", notes)
+	}
+}
+
+func TestNoSealedRows(t *testing.T) {
+	store, _ := OpenStore(t.TempDir())
+	zero := 0.0
+	tb, err := store.Import(fixtureData, ImportOptions{Name: "x", SealedFraction: &zero})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := tb.Manifest.Counts; c.TestSealed != 0 || c.PoolSealed != 0 || c.TestFeedback != 20 {
+		t.Errorf("sealed fraction 0: %+v", *c)
 	}
 }
 
@@ -483,6 +495,7 @@ func assertEmptyStore(t *testing.T, data string) {
 }
 
 func TestImportRefusals(t *testing.T) {
+	bad := 1.5
 	data := t.TempDir()
 	store, _ := OpenStore(data)
 	if _, err := store.Import(fixtureData, ImportOptions{Name: "Bad Name"}); err == nil || !strings.Contains(err.Error(), "not valid") {
@@ -491,7 +504,7 @@ func TestImportRefusals(t *testing.T) {
 	if _, err := store.Import(fixtureData, ImportOptions{Name: "c", IDSubsets: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown subset flag: %v", err)
 	}
-	if _, err := store.Import(fixtureData, ImportOptions{Name: "c", SealedFraction: 1.5}); err == nil || !strings.Contains(err.Error(), "sealed fraction") {
+	if _, err := store.Import(fixtureData, ImportOptions{Name: "c", SealedFraction: &bad}); err == nil || !strings.Contains(err.Error(), "sealed fraction") {
 		t.Errorf("bad fraction: %v", err)
 	}
 	if _, err := store.Import(fixtureData, ImportOptions{Name: "c", Cache: "testdata/nowhere"}); err == nil || !strings.Contains(err.Error(), "--cache") {
