@@ -128,7 +128,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad seed", []string{"testbed", "import", good, "--name", "x", "--split-seed", "-3"}, exitUsage, "--split-seed"},
 		{"not found", []string{"testbed", "show", "nope"}, exitNotFound, `testbed "nope" not found`},
 		{"score not found", []string{"score", "--testbed", "nope", "p.jsonl"}, exitNotFound, "not found"},
-		{"invalid input", []string{"testbed", "import", filepath.Join(fixture, "cache_results"), "--name", "x"}, exitInput, "test.jsonl"},
+		{"invalid input", []string{"testbed", "import", filepath.Join(fixture, "cache_results"), "--name", "x"}, exitInput, "train_label.jsonl: file does not exist"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

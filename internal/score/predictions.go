@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +49,11 @@ func ReadPredictionsFile(path string, tb *testbed.Testbed) (Predictions, error) 
 	return ParsePredictions(path, seed, f, tb)
 }
 
+// errorsCause drops the path from a file-system error (the caller names the
+// file itself).
 func errorsCause(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/aar-lab/aar/internal/jsonl"
@@ -68,14 +69,12 @@ func validSeed(s string) error {
 // sortSeeds orders seeds numerically when both are integers, else as text.
 func sortSeeds(seeds []string) {
 	sort.Slice(seeds, func(i, j int) bool {
-		a, b := seeds[i], seeds[j]
-		var x, y int
-		_, ea := fmt.Sscanf(a, "%d", &x)
-		_, eb := fmt.Sscanf(b, "%d", &y)
-		if ea == nil && eb == nil && fmt.Sprint(x) == a && fmt.Sprint(y) == b {
+		x, ex := strconv.Atoi(seeds[i])
+		y, ey := strconv.Atoi(seeds[j])
+		if ex == nil && ey == nil {
 			return x < y
 		}
-		return a < b
+		return seeds[i] < seeds[j]
 	})
 }
 

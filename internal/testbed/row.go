@@ -30,6 +30,8 @@ type Row struct {
 	Subset string
 	Label  int
 	Fields map[string]json.RawMessage
+	// DerivedID is set when the file had no id and ID was derived.
+	DerivedID bool
 }
 
 // DetectKind guesses the row kind from the fields of a row: prompt+first+second
@@ -99,7 +101,7 @@ func parseRows(m *Manifest, file, name string, lines []jsonl.Line, needLabel boo
 		} else {
 			base := idPrefix[file] + contentHash(m.Kind, ln.Fields)
 			derived[base]++
-			r.ID = base
+			r.ID, r.DerivedID = base, true
 			if n := derived[base]; n > 1 {
 				r.ID = base + "-" + strconv.Itoa(n)
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -105,7 +104,6 @@ func findSeedDir(cache, ds, kind string) (string, []string, error) {
 	if tie {
 		return "", nil, jsonl.Errorf(root, 0, "", "keep one config directory per model in the cache you import", "several config directories hold the same number of seed files")
 	}
-	sort.Slice(bestFiles, func(i, j int) bool { return seedOf(bestFiles[i]) < seedOf(bestFiles[j]) })
 	seeds := make([]string, len(bestFiles))
 	for i, f := range bestFiles {
 		seeds[i] = seedOf(f)

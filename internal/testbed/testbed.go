@@ -109,7 +109,11 @@ func (s *Store) Load(name string) (*Testbed, error) {
 	}
 	dir := filepath.Join(s.root, name)
 	tb := &Testbed{Manifest: *m, dir: dir}
-	if tb.Labeled, tb.Pool, tb.Test, err = readRowFiles(dir, m); err != nil {
+	rl, err := readRowLines(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load testbed %s: %w", name, err)
+	}
+	if tb.Labeled, tb.Pool, tb.Test, err = rl.rows(m); err != nil {
 		return nil, fmt.Errorf("load testbed %s: %w", name, err)
 	}
 	if err := readJSONFile(filepath.Join(dir, splitsFile), &tb.Splits); err != nil {
@@ -132,10 +136,21 @@ func (s *Store) Load(name string) (*Testbed, error) {
 	return tb, nil
 }
 
-// readRowFiles reads and checks the three row files of a testbed directory.
-func readRowFiles(dir string, m *Manifest) (labeled, pool, test []Row, err error) {
-	read := func(file string, needLabel bool) ([]Row, error) {
-		name := filepath.Join(dir, file)
+// rowLines are the raw lines of a testbed's three row files.
+type rowLines struct {
+	dir                 string
+	labeled, pool, test []jsonl.Line
+}
+
+// readRowLines reads the three row files of a testbed directory; each must
+// hold at least one row.
+func readRowLines(dir string) (*rowLines, error) {
+	rl := &rowLines{dir: dir}
+	for _, f := range []struct {
+		file string
+		dst  *[]jsonl.Line
+	}{{FileTrainLabel, &rl.labeled}, {FilePool, &rl.pool}, {FileTest, &rl.test}} {
+		name := filepath.Join(dir, f.file)
 		lines, err := jsonl.ReadFile(name, jsonl.Limits{})
 		if err != nil {
 			return nil, err
@@ -143,15 +158,35 @@ func readRowFiles(dir string, m *Manifest) (labeled, pool, test []Row, err error
 		if len(lines) == 0 {
 			return nil, jsonl.Errorf(name, 0, "", "add rows to the file", "no rows")
 		}
-		return parseRows(m, file, name, lines, needLabel)
+		*f.dst = lines
 	}
-	if labeled, err = read(FileTrainLabel, true); err != nil {
+	return rl, nil
+}
+
+// detectKind tells the row kind from the first test row.
+func (rl *rowLines) detectKind() (Kind, error) {
+	k, ok := DetectKind(rl.test[0].Fields)
+	if !ok {
+		return "", jsonl.Errorf(filepath.Join(rl.dir, FileTest), rl.test[0].Num, "",
+			`give rows {prompt, first, second, label}, {question, choice, label} or {text, label}, or set "kind" in testbed.json`,
+			"cannot tell the row kind from the fields")
+	}
+	return k, nil
+}
+
+// rows parses and checks the lines as rows of m's kind; ids must be unique
+// across the three files.
+func (rl *rowLines) rows(m *Manifest) (labeled, pool, test []Row, err error) {
+	parse := func(file string, lines []jsonl.Line, needLabel bool) ([]Row, error) {
+		return parseRows(m, file, filepath.Join(rl.dir, file), lines, needLabel)
+	}
+	if labeled, err = parse(FileTrainLabel, rl.labeled, true); err != nil {
 		return
 	}
-	if pool, err = read(FilePool, false); err != nil {
+	if pool, err = parse(FilePool, rl.pool, false); err != nil {
 		return
 	}
-	if test, err = read(FileTest, true); err != nil {
+	if test, err = parse(FileTest, rl.test, true); err != nil {
 		return
 	}
 	type where struct {
@@ -165,7 +200,7 @@ func readRowFiles(dir string, m *Manifest) (labeled, pool, test []Row, err error
 	}{{FileTrainLabel, labeled}, {FilePool, pool}, {FileTest, test}} {
 		for _, r := range set.rows {
 			if prev, dup := seen[r.ID]; dup {
-				return nil, nil, nil, jsonl.Errorf(filepath.Join(dir, set.file), r.Line, "id", "give every row of the testbed a distinct id",
+				return nil, nil, nil, jsonl.Errorf(filepath.Join(rl.dir, set.file), r.Line, "id", "give every row of the testbed a distinct id",
 					"id %q is already used by %s:%d", r.ID, prev.file, prev.line)
 			}
 			seen[r.ID] = where{set.file, r.Line}
@@ -226,12 +261,14 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 	fromManifest := m.Baselines
 	m.Baselines, m.Split, m.Counts, m.WeakSeeds, m.ImportNotes = nil, nil, nil, nil, nil
 	m.Name = opts.Name
+	rl, err := readRowLines(src)
+	if err != nil {
+		return nil, err
+	}
 	if m.Kind == "" {
-		k, err := detectDirKind(src)
-		if err != nil {
+		if m.Kind, err = rl.detectKind(); err != nil {
 			return nil, err
 		}
-		m.Kind = k
 	}
 	if m.Kind == KindClassification && len(m.Classes) == 0 {
 		return nil, jsonl.Errorf(filepath.Join(src, manifestFile), 0, "classes", "add a testbed.json listing the class names in prediction-index order", "a classification testbed needs its class names")
@@ -240,7 +277,7 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 		return nil, err
 	}
 	var notes []string
-	labeled, pool, test, err := readRowFiles(src, &m)
+	labeled, pool, test, err := rl.rows(&m)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +299,7 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 		Seed: seed, SealedFraction: sealed, HoldoutFraction: DefaultHoldoutFraction,
 		StratifiedBy: "subset, label",
 	}
-	if !rowsHaveIDs(src) {
+	if test[0].DerivedID {
 		tb.Manifest.Split.DerivedIDsFrom = "sha256 of each row's public fields (ids were not in the files)"
 	}
 
@@ -421,32 +458,6 @@ func writeSoftLabels(path string, pool []Row, sl SoftLabels) error {
 		objs = append(objs, map[string]any{"id": r.ID, "probs": sl.Probs[r.ID]})
 	}
 	return writeJSONL(path, objs)
-}
-
-func detectDirKind(src string) (Kind, error) {
-	name := filepath.Join(src, FileTest)
-	lines, err := jsonl.ReadFile(name, jsonl.Limits{})
-	if err != nil {
-		return "", err
-	}
-	if len(lines) == 0 {
-		return "", jsonl.Errorf(name, 0, "", "add rows to the file", "no rows")
-	}
-	k, ok := DetectKind(lines[0].Fields)
-	if !ok {
-		return "", jsonl.Errorf(name, lines[0].Num, "", `give rows {prompt, first, second, label}, {question, choice, label} or {text, label}, or set "kind" in testbed.json`,
-			"cannot tell the row kind from the fields")
-	}
-	return k, nil
-}
-
-func rowsHaveIDs(src string) bool {
-	lines, err := jsonl.ReadFile(filepath.Join(src, FileTest), jsonl.Limits{})
-	if err != nil || len(lines) == 0 {
-		return false
-	}
-	_, ok := lines[0].Fields["id"]
-	return ok
 }
 
 func randomSeed() uint64 {
