@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -76,6 +77,12 @@ type Manifest struct {
 	License    string   `json:"license,omitempty"`
 	Source     string   `json:"source,omitempty"`
 	Notes      string   `json:"notes,omitempty"`
+
+	// Representation and Training describe, for built-in testbeds, how rows
+	// become features (package features) and how the weak model and the
+	// strong student are trained (package w2s). Both are public.
+	Representation json.RawMessage `json:"representation,omitempty"`
+	Training       json.RawMessage `json:"training,omitempty"`
 
 	// Baselines are the fixed weak and ceiling accuracies per cell.
 	Baselines []CellBaseline `json:"baselines,omitempty"`

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,18 +18,21 @@ const PublicFormat = "aar-public/1"
 // know about the testbed. It has no subset names, no holdout or sealed
 // figures and no split seed.
 type PublicManifest struct {
-	Format     string           `json:"format"`
-	Name       string           `json:"name"`
-	Kind       Kind             `json:"kind"`
-	Classes    []string         `json:"classes"`
-	Prediction string           `json:"prediction"`
-	License    string           `json:"license,omitempty"`
-	Source     string           `json:"source,omitempty"`
-	Notes      string           `json:"notes,omitempty"`
-	Rows       PublicCounts     `json:"rows"`
-	WeakSeeds  []string         `json:"weak_seeds,omitempty"`
-	Features   bool             `json:"features"`
-	Baselines  []PublicBaseline `json:"baselines"`
+	Format     string       `json:"format"`
+	Name       string       `json:"name"`
+	Kind       Kind         `json:"kind"`
+	Classes    []string     `json:"classes"`
+	Prediction string       `json:"prediction"`
+	License    string       `json:"license,omitempty"`
+	Source     string       `json:"source,omitempty"`
+	Notes      string       `json:"notes,omitempty"`
+	Rows       PublicCounts `json:"rows"`
+	WeakSeeds  []string     `json:"weak_seeds,omitempty"`
+	Features   bool         `json:"features"`
+
+	Representation json.RawMessage  `json:"representation,omitempty"`
+	Training       json.RawMessage  `json:"training,omitempty"`
+	Baselines      []PublicBaseline `json:"baselines"`
 }
 
 // PublicCounts are the row counts of the public files.
@@ -96,7 +100,7 @@ func (tb *Testbed) PublicManifest() PublicManifest {
 		Format: PublicFormat, Name: m.Name, Kind: m.Kind, Classes: m.Classes,
 		Prediction: m.PredictionEncoding(), License: m.License, Source: m.Source, Notes: m.Notes,
 		Rows:      PublicCounts{Pool: len(tb.PublicPool()), Test: len(tb.PublicTest())},
-		WeakSeeds: m.WeakSeeds,
+		WeakSeeds: m.WeakSeeds, Representation: m.Representation, Training: m.Training,
 	}
 	if _, err := os.Stat(filepath.Join(tb.dir, dirFeatures)); err == nil {
 		pm.Features = true

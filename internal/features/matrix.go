@@ -1,0 +1,134 @@
+package features
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Vec is a sparse vector under construction: column indexes (increasing)
+// and their values.
+type Vec struct {
+	Idx []int32
+	Val []float32
+}
+
+// Add appends one entry; zero values are skipped.
+func (v *Vec) Add(col int, x float32) {
+	if x != 0 {
+		v.Idx = append(v.Idx, int32(col))
+		v.Val = append(v.Val, x)
+	}
+}
+
+// Reset empties v, keeping its storage.
+func (v *Vec) Reset() { v.Idx, v.Val = v.Idx[:0], v.Val[:0] }
+
+// Matrix is a row-sparse (CSR) float32 matrix: row i's entries are
+// Idx[Ptr[i]:Ptr[i+1]] and Val[Ptr[i]:Ptr[i+1]].
+type Matrix struct {
+	Cols int
+	Ptr  []int
+	Idx  []int32
+	Val  []float32
+}
+
+// NewMatrix returns an empty matrix with cols columns.
+func NewMatrix(cols int) *Matrix { return &Matrix{Cols: cols, Ptr: []int{0}} }
+
+// Rows is the number of rows.
+func (m *Matrix) Rows() int { return len(m.Ptr) - 1 }
+
+// AppendRow appends v as a row.
+func (m *Matrix) AppendRow(v *Vec) {
+	m.Idx = append(m.Idx, v.Idx...)
+	m.Val = append(m.Val, v.Val...)
+	m.Ptr = append(m.Ptr, len(m.Idx))
+}
+
+// Row returns row i's indexes and values (shared storage).
+func (m *Matrix) Row(i int) ([]int32, []float32) {
+	a, b := m.Ptr[i], m.Ptr[i+1]
+	return m.Idx[a:b], m.Val[a:b]
+}
+
+// Select returns a new matrix of the given rows, in order.
+func (m *Matrix) Select(rows []int) *Matrix {
+	out := NewMatrix(m.Cols)
+	for _, r := range rows {
+		idx, val := m.Row(r)
+		out.Idx = append(out.Idx, idx...)
+		out.Val = append(out.Val, val...)
+		out.Ptr = append(out.Ptr, len(out.Idx))
+	}
+	return out
+}
+
+// DenseRow writes row i into dst (len Cols), zeroing it first.
+func (m *Matrix) DenseRow(i int, dst []float32) {
+	clear(dst)
+	idx, val := m.Row(i)
+	for k, c := range idx {
+		dst[c] = val[k]
+	}
+}
+
+// diff sets out = a − b for two sparse vectors with increasing indexes.
+func diff(out, a, b *Vec) {
+	out.Reset()
+	i, j := 0, 0
+	for i < len(a.Idx) || j < len(b.Idx) {
+		switch {
+		case j >= len(b.Idx) || (i < len(a.Idx) && a.Idx[i] < b.Idx[j]):
+			out.Add(int(a.Idx[i]), a.Val[i])
+			i++
+		case i >= len(a.Idx) || b.Idx[j] < a.Idx[i]:
+			out.Add(int(b.Idx[j]), -b.Val[j])
+			j++
+		default:
+			out.Add(int(a.Idx[i]), a.Val[i]-b.Val[j])
+			i++
+			j++
+		}
+	}
+}
+
+// Row is what a featurizer reads of one row: its public text fields.
+type Row map[string]string
+
+// Build featurizes rows into a matrix. With pair "diff", each row's features
+// are f(first) − f(second); else f(row[field]) with field defaulting to
+// "text".
+func Build(f Featurizer, spec Spec, pair string, rows []Row) (*Matrix, error) {
+	m := NewMatrix(f.Dim())
+	var a, b, d Vec
+	field := spec.Field
+	if field == "" {
+		field = "text"
+	}
+	for i, r := range rows {
+		a.Reset()
+		switch pair {
+		case "":
+			if err := f.Append(&a, 0, r[field]); err != nil {
+				return nil, fmt.Errorf("row %d: %w", i, err)
+			}
+			m.AppendRow(&a)
+		case "diff":
+			b.Reset()
+			if err := f.Append(&a, 0, r["first"]); err != nil {
+				return nil, fmt.Errorf("row %d first: %w", i, err)
+			}
+			if err := f.Append(&b, 0, r["second"]); err != nil {
+				return nil, fmt.Errorf("row %d second: %w", i, err)
+			}
+			diff(&d, &a, &b)
+			m.AppendRow(&d)
+		default:
+			return nil, fmt.Errorf("unknown pair mode %q (known: diff)", pair)
+		}
+		if !slices.IsSorted(m.Idx[m.Ptr[i]:m.Ptr[i+1]]) {
+			return nil, fmt.Errorf("row %d: featurizer %s wrote columns out of order", i, spec.Kind)
+		}
+	}
+	return m, nil
+}
