@@ -1,0 +1,186 @@
+package w2s
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/aar-lab/aar/internal/features"
+)
+
+// Model is a softmax classifier over sparse features: linear (H = 0) or one
+// hidden ReLU layer of H units. Weights are stored input-major so a sparse
+// row touches only its columns: W1[d*out+j].
+type Model struct {
+	D, H, K int
+	W1, B1  []float64 // D×out1, out1 (out1 = H, or K for a linear model)
+	W2, B2  []float64 // H×K, K (MLP only)
+}
+
+func newModel(d, h, k int, rng *rand.Rand) *Model {
+	m := &Model{D: d, H: h, K: k}
+	if h == 0 {
+		m.W1, m.B1 = make([]float64, d*k), make([]float64, k)
+		return m
+	}
+	m.W1, m.B1 = make([]float64, d*h), make([]float64, h)
+	m.W2, m.B2 = make([]float64, h*k), make([]float64, k)
+	// He initialisation scaled for sparse inputs.
+	s1 := math.Sqrt(2.0 / float64(d))
+	for i := range m.W1 {
+		m.W1[i] = rng.NormFloat64() * s1
+	}
+	s2 := math.Sqrt(1.0 / float64(h))
+	for i := range m.W2 {
+		m.W2[i] = rng.NormFloat64() * s2
+	}
+	return m
+}
+
+func (m *Model) out1() int {
+	if m.H == 0 {
+		return m.K
+	}
+	return m.H
+}
+
+// params lists the parameter slices in a fixed order (weights first).
+func (m *Model) params() [][]float64 {
+	if m.H == 0 {
+		return [][]float64{m.W1, m.B1}
+	}
+	return [][]float64{m.W1, m.B1, m.W2, m.B2}
+}
+
+// isWeight reports whether params()[i] is a weight matrix (decayed).
+func (m *Model) isWeight(i int) bool { return i%2 == 0 }
+
+// forward computes the hidden activations (MLP) and the class probabilities
+// of one row. hid must have length H (ignored for linear), p length K.
+func (m *Model) forward(idx []int32, val []float32, hid, p []float64) {
+	o1 := m.out1()
+	z := p
+	if m.H > 0 {
+		z = hid
+	}
+	copy(z, m.B1)
+	for n, c := range idx {
+		x := float64(val[n])
+		w := m.W1[int(c)*o1 : int(c)*o1+o1]
+		for j := range z {
+			z[j] += x * w[j]
+		}
+	}
+	if m.H > 0 {
+		for j := range hid {
+			if hid[j] < 0 {
+				hid[j] = 0
+			}
+		}
+		copy(p, m.B2)
+		for h, a := range hid {
+			if a == 0 {
+				continue
+			}
+			w := m.W2[h*m.K : h*m.K+m.K]
+			for k := range p {
+				p[k] += a * w[k]
+			}
+		}
+	}
+	softmaxInPlace(p)
+}
+
+// addLogitBias adds bias to log p and renormalises (p ∝ p·e^bias).
+func addLogitBias(p, bias []float64) {
+	if len(bias) == 0 {
+		return
+	}
+	var s float64
+	for k := range p {
+		p[k] *= math.Exp(bias[k])
+		s += p[k]
+	}
+	for k := range p {
+		p[k] /= s
+	}
+}
+
+func softmaxInPlace(z []float64) {
+	mx := math.Inf(-1)
+	for _, v := range z {
+		mx = math.Max(mx, v)
+	}
+	var s float64
+	for i, v := range z {
+		z[i] = math.Exp(v - mx)
+		s += z[i]
+	}
+	for i := range z {
+		z[i] /= s
+	}
+}
+
+// backward accumulates into grads (same layout as params) the gradient of
+// one row's loss, given dl = ∂loss/∂logits and the forward activations.
+func (m *Model) backward(idx []int32, val []float32, hid, dl []float64, grads [][]float64, dh []float64) {
+	if m.H == 0 {
+		gW, gB := grads[0], grads[1]
+		for k, d := range dl {
+			gB[k] += d
+		}
+		for n, c := range idx {
+			x := float64(val[n])
+			g := gW[int(c)*m.K : int(c)*m.K+m.K]
+			for k, d := range dl {
+				g[k] += x * d
+			}
+		}
+		return
+	}
+	gW1, gB1, gW2, gB2 := grads[0], grads[1], grads[2], grads[3]
+	for k, d := range dl {
+		gB2[k] += d
+	}
+	for h, a := range hid {
+		dh[h] = 0
+		if a <= 0 {
+			continue
+		}
+		w := m.W2[h*m.K : h*m.K+m.K]
+		g := gW2[h*m.K : h*m.K+m.K]
+		var s float64
+		for k, d := range dl {
+			g[k] += a * d
+			s += w[k] * d
+		}
+		dh[h] = s
+	}
+	for h, d := range dh {
+		gB1[h] += d
+	}
+	for n, c := range idx {
+		x := float64(val[n])
+		g := gW1[int(c)*m.H : int(c)*m.H+m.H]
+		for h, d := range dh {
+			if d != 0 {
+				g[h] += x * d
+			}
+		}
+	}
+}
+
+// Predict returns the class probabilities of every row of x.
+func (m *Model) Predict(x *features.Matrix) ([][]float64, error) {
+	if x.Cols != m.D {
+		return nil, fmt.Errorf("predict: %d feature columns, the model has %d", x.Cols, m.D)
+	}
+	out := make([][]float64, x.Rows())
+	hid := make([]float64, m.H)
+	for i := range out {
+		idx, val := x.Row(i)
+		out[i] = make([]float64, m.K)
+		m.forward(idx, val, hid, out[i])
+	}
+	return out, nil
+}
