@@ -7,6 +7,6 @@ func newTestbedCmd(g *globals) *cobra.Command {
 		Use:   "testbed",
 		Short: "Import, list, show and publish testbeds (research problems with hidden test labels)",
 	}
-	c.AddCommand(newTestbedImportCmd(g), newTestbedListCmd(g), newTestbedShowCmd(g), newTestbedPublicCmd(g), newTestbedBuildCmd(g))
+	c.AddCommand(newTestbedImportCmd(g), newTestbedListCmd(g), newTestbedShowCmd(g), newTestbedPublicCmd(g), newTestbedBuildCmd(g), newTestbedInstallCmd(g), newTestbedRemoveCmd(g))
 	return c
 }

@@ -1,7 +1,10 @@
 package features
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
 )
 
@@ -128,6 +131,77 @@ func Build(f Featurizer, spec Spec, pair string, rows []Row) (*Matrix, error) {
 		}
 		if !slices.IsSorted(m.Idx[m.Ptr[i]:m.Ptr[i+1]]) {
 			return nil, fmt.Errorf("row %d: featurizer %s wrote columns out of order", i, spec.Kind)
+		}
+	}
+	return m, nil
+}
+
+// matrixMagic starts a saved matrix file.
+const matrixMagic = "AARCSR1\n"
+
+// Save writes m to path in a compact binary CSR layout: magic, rows, cols,
+// nnz (uint64 little-endian), then Ptr (uint64), Idx (int32), Val (float32).
+func (m *Matrix) Save(path string) error {
+	var buf bytes.Buffer
+	buf.WriteString(matrixMagic)
+	w := func(v any) { _ = binary.Write(&buf, binary.LittleEndian, v) }
+	w(uint64(m.Rows()))
+	w(uint64(m.Cols))
+	w(uint64(len(m.Idx)))
+	ptr := make([]uint64, len(m.Ptr))
+	for i, p := range m.Ptr {
+		ptr[i] = uint64(p)
+	}
+	w(ptr)
+	w(m.Idx)
+	w(m.Val)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("save matrix: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// LoadMatrix reads a matrix written by Save.
+func LoadMatrix(path string) (*Matrix, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(b, []byte(matrixMagic)) || len(b) < len(matrixMagic)+24 {
+		return nil, fmt.Errorf("%s is not a saved feature matrix", path)
+	}
+	r := bytes.NewReader(b[len(matrixMagic):])
+	var rows, cols, nnz uint64
+	for _, v := range []*uint64{&rows, &cols, &nnz} {
+		if err := binary.Read(r, binary.LittleEndian, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	want := uint64(len(matrixMagic)) + 24 + 8*(rows+1) + 8*nnz
+	if uint64(len(b)) != want {
+		return nil, fmt.Errorf("%s: %d bytes, want %d: the file is damaged", path, len(b), want)
+	}
+	ptr := make([]uint64, rows+1)
+	m := &Matrix{Cols: int(cols), Ptr: make([]int, rows+1), Idx: make([]int32, nnz), Val: make([]float32, nnz)}
+	if err := binary.Read(r, binary.LittleEndian, ptr); err != nil {
+		return nil, err
+	}
+	if err := binary.Read(r, binary.LittleEndian, m.Idx); err != nil {
+		return nil, err
+	}
+	if err := binary.Read(r, binary.LittleEndian, m.Val); err != nil {
+		return nil, err
+	}
+	for i, p := range ptr {
+		if p > nnz || (i > 0 && p < ptr[i-1]) {
+			return nil, fmt.Errorf("%s: damaged row pointers", path)
+		}
+		m.Ptr[i] = int(p)
+	}
+	for _, c := range m.Idx {
+		if c < 0 || int(c) >= m.Cols {
+			return nil, fmt.Errorf("%s: column out of range", path)
 		}
 	}
 	return m, nil

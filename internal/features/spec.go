@@ -157,3 +157,33 @@ func ParseRepresentation(raw json.RawMessage) (*Representation, error) {
 	}
 	return &r, nil
 }
+
+// Opened is a representation with its featurizers open.
+type Opened struct {
+	Repr         *Representation
+	Weak, Strong Featurizer
+}
+
+// OpenRepresentation opens both featurizers of r, reading files from dir
+// (the testbed's features/ directory).
+func OpenRepresentation(r *Representation, dir string) (*Opened, error) {
+	w, err := Open(r.Weak, dir)
+	if err != nil {
+		return nil, fmt.Errorf("weak %w", err)
+	}
+	s, err := Open(r.Strong, dir)
+	if err != nil {
+		return nil, fmt.Errorf("strong %w", err)
+	}
+	return &Opened{Repr: r, Weak: w, Strong: s}, nil
+}
+
+// BuildWeak featurizes rows for the weak model.
+func (o *Opened) BuildWeak(rows []Row) (*Matrix, error) {
+	return Build(o.Weak, o.Repr.Weak, o.Repr.Pair, rows)
+}
+
+// BuildStrong featurizes rows for the strong student.
+func (o *Opened) BuildStrong(rows []Row) (*Matrix, error) {
+	return Build(o.Strong, o.Repr.Strong, o.Repr.Pair, rows)
+}

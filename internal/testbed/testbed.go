@@ -224,13 +224,84 @@ type ImportOptions struct {
 	// SealedFraction is the share of pool and of test rows sealed; nil
 	// means DefaultSealedFraction.
 	SealedFraction *float64
-	Now            func() time.Time
+	// Soft, WeakPred and CeilPred supply weak soft labels and per-row
+	// baseline predictions computed by the caller (keyed by row id), used
+	// when the source directory has none.
+	Soft     []SoftLabels
+	WeakPred []SeedPredictions
+	CeilPred []SeedPredictions
+	Now      func() time.Time
 }
 
 // Import validates the labelled testbed directory src and copies it into the
 // store as opts.Name, with splits, soft labels, baseline predictions and
 // fixed baselines. Nothing is written unless everything checks out.
 func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
+	if err := ValidateName(opts.Name); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(s.root, opts.Name)); err == nil {
+		return nil, fmt.Errorf("testbed %q already exists in %s: import under another --name", opts.Name, s.root)
+	}
+	source, err := ReadSource(src)
+	if err != nil {
+		return nil, err
+	}
+	return s.ImportSource(source, opts)
+}
+
+// Source is a labelled testbed directory, read and checked but not yet
+// imported: its manifest and its rows with their ids.
+type Source struct {
+	Dir      string
+	Manifest Manifest
+	Labeled  []Row
+	Pool     []Row
+	Test     []Row
+
+	fromManifest []CellBaseline
+}
+
+// ReadSource reads and checks the rows and manifest of a labelled testbed
+// directory (see Import).
+func ReadSource(src string) (*Source, error) {
+	if st, err := os.Stat(src); err != nil || !st.IsDir() {
+		return nil, jsonl.Errorf(src, 0, "", "give a directory holding train_label.jsonl, train_unlabel.jsonl and test.jsonl", "not a directory")
+	}
+	m := Manifest{}
+	if _, err := os.Stat(filepath.Join(src, manifestFile)); err == nil {
+		if err := readStrictJSON(filepath.Join(src, manifestFile), &m); err != nil {
+			return nil, err
+		}
+	}
+	out := &Source{Dir: src, fromManifest: m.Baselines}
+	m.Baselines, m.Split, m.Counts, m.WeakSeeds, m.ImportNotes = nil, nil, nil, nil, nil
+	rl, err := readRowLines(src)
+	if err != nil {
+		return nil, err
+	}
+	if m.Kind == "" {
+		if m.Kind, err = rl.detectKind(); err != nil {
+			return nil, err
+		}
+	}
+	if m.Kind == KindClassification && len(m.Classes) == 0 {
+		return nil, jsonl.Errorf(filepath.Join(src, manifestFile), 0, "classes", "add a testbed.json listing the class names in prediction-index order", "a classification testbed needs its class names")
+	}
+	if err := m.validate(filepath.Join(src, manifestFile)); err != nil {
+		return nil, err
+	}
+	if out.Labeled, out.Pool, out.Test, err = rl.rows(&m); err != nil {
+		return nil, err
+	}
+	out.Manifest = m
+	return out, nil
+}
+
+// ImportSource imports a source read by ReadSource into the store as
+// opts.Name. Weak soft labels and baseline predictions come from the source
+// directory's weak/ and baselines/, else from opts, else from opts.Cache.
+func (s *Store) ImportSource(source *Source, opts ImportOptions) (*Testbed, error) {
 	if err := ValidateName(opts.Name); err != nil {
 		return nil, err
 	}
@@ -248,39 +319,12 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 	if _, err := os.Stat(final); err == nil {
 		return nil, fmt.Errorf("testbed %q already exists in %s: import under another --name", opts.Name, s.root)
 	}
-	if st, err := os.Stat(src); err != nil || !st.IsDir() {
-		return nil, jsonl.Errorf(src, 0, "", "give a directory holding train_label.jsonl, train_unlabel.jsonl and test.jsonl", "not a directory")
-	}
-
-	m := Manifest{}
-	if _, err := os.Stat(filepath.Join(src, manifestFile)); err == nil {
-		if err := readStrictJSON(filepath.Join(src, manifestFile), &m); err != nil {
-			return nil, err
-		}
-	}
-	fromManifest := m.Baselines
-	m.Baselines, m.Split, m.Counts, m.WeakSeeds, m.ImportNotes = nil, nil, nil, nil, nil
+	src, m := source.Dir, source.Manifest
 	m.Name = opts.Name
-	rl, err := readRowLines(src)
-	if err != nil {
-		return nil, err
-	}
-	if m.Kind == "" {
-		if m.Kind, err = rl.detectKind(); err != nil {
-			return nil, err
-		}
-	}
-	if m.Kind == KindClassification && len(m.Classes) == 0 {
-		return nil, jsonl.Errorf(filepath.Join(src, manifestFile), 0, "classes", "add a testbed.json listing the class names in prediction-index order", "a classification testbed needs its class names")
-	}
-	if err := m.validate(filepath.Join(src, manifestFile)); err != nil {
-		return nil, err
-	}
+	labeled, pool, test := source.Labeled, source.Pool, source.Test
+	fromManifest := source.fromManifest
+	var err error
 	var notes []string
-	labeled, pool, test, err := rl.rows(&m)
-	if err != nil {
-		return nil, err
-	}
 	note, err := resolveGroups(&m, test, opts, filepath.Join(src, FileTest))
 	if err != nil {
 		return nil, err
@@ -312,6 +356,15 @@ func (s *Store) Import(src string, opts ImportOptions) (*Testbed, error) {
 	}
 	if in.ceilPreds, err = readPredictionDir(filepath.Join(src, dirBaseCeiling), &m, test); err != nil {
 		return nil, err
+	}
+	if len(tb.Soft) == 0 {
+		tb.Soft = opts.Soft
+	}
+	if len(in.weakPreds) == 0 {
+		in.weakPreds = opts.WeakPred
+	}
+	if len(in.ceilPreds) == 0 {
+		in.ceilPreds = opts.CeilPred
 	}
 	if opts.Cache != "" {
 		ds := opts.CacheDataset
@@ -547,4 +600,15 @@ func copyTree(src, dst string) error {
 			return jsonl.Errorf(path, 0, "", "replace it with a regular file", "is not a regular file")
 		}
 	})
+}
+
+// Remove deletes a testbed from the store.
+func (s *Store) Remove(name string) error {
+	if _, err := s.Manifest(name); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(s.root, name)); err != nil {
+		return fmt.Errorf("remove testbed %s: %w", name, err)
+	}
+	return nil
 }

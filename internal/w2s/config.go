@@ -31,6 +31,10 @@ type Config struct {
 	// or "cosine"; Warmup is the share of steps with a linear warm-up.
 	Schedule string  `json:"schedule,omitempty"`
 	Warmup   float64 `json:"warmup,omitempty"`
+	// Standardize scales every input column to zero mean and unit variance
+	// over the training rows (folded into the first layer, so sparse inputs
+	// stay sparse).
+	Standardize bool `json:"standardize,omitempty"`
 	// Threads for the gradient (0 = 1).
 	Threads int `json:"threads,omitempty"`
 }
@@ -82,6 +86,7 @@ func (c Config) Overlay(o Config) Config {
 	if o.Threads == 0 {
 		o.Threads = c.Threads
 	}
+	o.Standardize = o.Standardize || c.Standardize
 	return o
 }
 

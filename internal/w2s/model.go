@@ -15,6 +15,77 @@ type Model struct {
 	D, H, K int
 	W1, B1  []float64 // D×out1, out1 (out1 = H, or K for a linear model)
 	W2, B2  []float64 // H×K, K (MLP only)
+	// Mu and Inv standardize the inputs, x' = (x − Mu)·Inv, when set
+	// (Config.Standardize). The shift is folded into the first layer so
+	// sparse rows stay sparse: z = B1 − shift + Σ_nnz x·Inv·W1.
+	Mu, Inv []float64
+	shift   []float64 // Σ_d Mu_d·Inv_d·W1[d,·]; see refresh
+}
+
+// standardizeFrom sets Mu and Inv to the column means and inverse standard
+// deviations of x (a constant column gets Inv 1).
+func (m *Model) standardizeFrom(x *features.Matrix) {
+	n := float64(x.Rows())
+	sum := make([]float64, x.Cols)
+	sq := make([]float64, x.Cols)
+	for i, c := range x.Idx {
+		v := float64(x.Val[i])
+		sum[c] += v
+		sq[c] += v * v
+	}
+	m.Mu, m.Inv = make([]float64, x.Cols), make([]float64, x.Cols)
+	for d := range sum {
+		mu := sum[d] / n
+		sd := math.Sqrt(math.Max(sq[d]/n-mu*mu, 0))
+		m.Mu[d] = mu
+		m.Inv[d] = 1
+		if sd > 1e-8 {
+			m.Inv[d] = 1 / sd
+		}
+	}
+	m.refresh()
+}
+
+// refresh recomputes the folded shift after W1 changed.
+func (m *Model) refresh() {
+	if m.Mu == nil {
+		return
+	}
+	o1 := m.out1()
+	if m.shift == nil {
+		m.shift = make([]float64, o1)
+	}
+	clear(m.shift)
+	for d, mu := range m.Mu {
+		if mu == 0 {
+			continue
+		}
+		a := mu * m.Inv[d]
+		w := m.W1[d*o1 : d*o1+o1]
+		for j := range m.shift {
+			m.shift[j] += a * w[j]
+		}
+	}
+}
+
+// finishGrad adds the standardization's dense term to a batch's W1
+// gradient: −Mu_d·Inv_d·Σ_rows dz_j, where gz holds Σ_rows dz.
+func (m *Model) finishGrad(grads [][]float64, gz []float64) {
+	if m.Mu == nil {
+		return
+	}
+	o1 := m.out1()
+	g := grads[0]
+	for d, mu := range m.Mu {
+		if mu == 0 {
+			continue
+		}
+		a := mu * m.Inv[d]
+		row := g[d*o1 : d*o1+o1]
+		for j, z := range gz {
+			row[j] -= a * z
+		}
+	}
 }
 
 func newModel(d, h, k int, rng *rand.Rand) *Model {
@@ -64,8 +135,14 @@ func (m *Model) forward(idx []int32, val []float32, hid, p []float64) {
 		z = hid
 	}
 	copy(z, m.B1)
+	for j := range m.shift {
+		z[j] -= m.shift[j]
+	}
 	for n, c := range idx {
 		x := float64(val[n])
+		if m.Inv != nil {
+			x *= m.Inv[c]
+		}
 		w := m.W1[int(c)*o1 : int(c)*o1+o1]
 		for j := range z {
 			z[j] += x * w[j]
@@ -123,14 +200,24 @@ func softmaxInPlace(z []float64) {
 
 // backward accumulates into grads (same layout as params) the gradient of
 // one row's loss, given dl = ∂loss/∂logits and the forward activations.
-func (m *Model) backward(idx []int32, val []float32, hid, dl []float64, grads [][]float64, dh []float64) {
+//
+// gz accumulates the first layer's Σ dz for finishGrad.
+func (m *Model) backward(idx []int32, val []float32, hid, dl []float64, grads [][]float64, dh, gz []float64) {
 	if m.H == 0 {
 		gW, gB := grads[0], grads[1]
 		for k, d := range dl {
 			gB[k] += d
 		}
+		if m.Mu != nil {
+			for k, d := range dl {
+				gz[k] += d
+			}
+		}
 		for n, c := range idx {
 			x := float64(val[n])
+			if m.Inv != nil {
+				x *= m.Inv[c]
+			}
 			g := gW[int(c)*m.K : int(c)*m.K+m.K]
 			for k, d := range dl {
 				g[k] += x * d
@@ -159,8 +246,16 @@ func (m *Model) backward(idx []int32, val []float32, hid, dl []float64, grads []
 	for h, d := range dh {
 		gB1[h] += d
 	}
+	if m.Mu != nil {
+		for h, d := range dh {
+			gz[h] += d
+		}
+	}
 	for n, c := range idx {
 		x := float64(val[n])
+		if m.Inv != nil {
+			x *= m.Inv[c]
+		}
 		g := gW1[int(c)*m.H : int(c)*m.H+m.H]
 		for h, d := range dh {
 			if d != 0 {
@@ -183,4 +278,17 @@ func (m *Model) Predict(x *features.Matrix) ([][]float64, error) {
 		m.forward(idx, val, hid, out[i])
 	}
 	return out, nil
+}
+
+// PredictBiased returns class probabilities with bias added to the logits
+// (a weak judge's position bias, say); a nil bias is plain Predict.
+func (m *Model) PredictBiased(x *features.Matrix, bias []float64) ([][]float64, error) {
+	p, err := m.Predict(x)
+	if err != nil {
+		return nil, err
+	}
+	for _, row := range p {
+		addLogitBias(row, bias)
+	}
+	return p, nil
 }

@@ -70,6 +70,9 @@ func Train(ctx context.Context, d Data, k int, opt TrainOptions) (*Model, error)
 		h = cfg.Hidden
 	}
 	m := newModel(d.X.Cols, h, k, rng)
+	if cfg.Standardize {
+		m.standardizeFrom(d.X)
+	}
 	if cfg.Solver == "lbfgs" {
 		return m, trainLBFGS(ctx, m, d, loss, cfg, opt.Log)
 	}
@@ -136,6 +139,7 @@ func trainAdam(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, rng
 		hids[i] = make([]float64, m.H)
 	}
 	dl := make([]float64, m.K)
+	gz := make([]float64, m.out1())
 	step := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -155,6 +159,7 @@ func trainAdam(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, rng
 			for _, g := range grads {
 				clear(g)
 			}
+			clear(gz)
 			var wsum float64
 			for _, r := range batch {
 				wsum += weightOf(d.Weights, r)
@@ -177,8 +182,9 @@ func trainAdam(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, rng
 				epochW += weightOf(d.Weights, r)
 				copy(hid, hids[j])
 				idx, val := d.X.Row(r)
-				m.backward(idx, val, hid, dl, grads, dh)
+				m.backward(idx, val, hid, dl, grads, dh, gz)
 			}
+			m.finishGrad(grads, gz)
 			lr := lrAt(cfg, step, total)
 			step++
 			bc1 := 1 - math.Pow(b1, float64(step))
@@ -196,6 +202,7 @@ func trainAdam(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, rng
 					p[i] -= lr * (mo[i] / bc1) / (math.Sqrt(ve[i]/bc2) + eps)
 				}
 			}
+			m.refresh()
 		}
 		if log != nil && epochW > 0 {
 			log(EpochLog{Epoch: epoch, Loss: epochLoss / epochW})
@@ -282,6 +289,7 @@ type lbfgsObjective struct {
 func (o *lbfgsObjective) set(x []float64) {
 	copy(o.m.W1, x[:len(o.m.W1)])
 	copy(o.m.B1, x[len(o.m.W1):])
+	o.m.refresh()
 }
 
 func (o *lbfgsObjective) f(x []float64) float64 {
@@ -318,6 +326,7 @@ func (o *lbfgsObjective) eval(x []float64) {
 			grads := [][]float64{g[:len(m.W1)], g[len(m.W1):]}
 			p := make([]float64, m.K)
 			dl := make([]float64, m.K)
+			gz := make([]float64, m.K)
 			var ce float64
 			for i := t * n / nt; i < (t+1)*n/nt; i++ {
 				idx, val := o.x.Row(i)
@@ -332,8 +341,9 @@ func (o *lbfgsObjective) eval(x []float64) {
 						ce -= w * o.t[i][c] * math.Log(math.Max(p[c], 1e-300))
 					}
 				}
-				m.backward(idx, val, nil, dl, grads, nil)
+				m.backward(idx, val, nil, dl, grads, nil, gz)
 			}
+			m.finishGrad(grads, gz)
 			parts[t] = part{g: g, ce: ce}
 		}(t)
 	}

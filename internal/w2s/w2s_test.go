@@ -2,6 +2,7 @@ package w2s
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -52,8 +53,10 @@ func cfg(model, solver string) Config {
 func TestLearnersFitBlobs(t *testing.T) {
 	x, y := blobs(600, 5, 3, 1)
 	xt, yt := blobs(600, 5, 3, 2)
-	for _, c := range []Config{cfg("linear", "adam"), cfg("linear", "lbfgs"), cfg("mlp", "adam")} {
-		t.Run(c.Model+"-"+c.Solver, func(t *testing.T) {
+	std := cfg("linear", "adam")
+	std.Standardize = true
+	for _, c := range []Config{cfg("linear", "adam"), cfg("linear", "lbfgs"), cfg("mlp", "adam"), std} {
+		t.Run(fmt.Sprintf("%s-%s-std%v", c.Model, c.Solver, c.Standardize), func(t *testing.T) {
 			var logs []EpochLog
 			m, err := Train(context.Background(), Data{X: x, Targets: OneHot(y, 3)}, 3, TrainOptions{Config: c, Seed: 7, Log: func(l EpochLog) { logs = append(logs, l) }})
 			if err != nil {
@@ -104,12 +107,20 @@ func TestLBFGSConverges(t *testing.T) {
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	x, y := blobs(5, 4, 3, 4)
 	targets := OneHot(y, 3)
-	for _, h := range []int{0, 6} {
+	for _, c := range []struct {
+		h   int
+		std bool
+	}{{0, false}, {6, false}, {0, true}, {6, true}} {
+		h := c.h
 		m := newModel(4, h, 3, rand.New(rand.NewPCG(1, 2)))
+		if c.std {
+			m.standardizeFrom(x)
+		}
 		if h == 0 {
 			for i := range m.W1 {
 				m.W1[i] = 0.1 * float64(i%5-2)
 			}
+			m.refresh()
 		}
 		lossOf := func() float64 {
 			var l float64
@@ -129,22 +140,27 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		hid := make([]float64, h)
 		dh := make([]float64, h)
 		dl := make([]float64, 3)
+		gz := make([]float64, m.out1())
 		for i := 0; i < x.Rows(); i++ {
 			idx, val := x.Row(i)
 			m.forward(idx, val, hid, p)
 			for k := range p {
 				dl[k] = p[k] - targets[i][k]
 			}
-			m.backward(idx, val, hid, dl, grads, dh)
+			m.backward(idx, val, hid, dl, grads, dh, gz)
 		}
+		m.finishGrad(grads, gz)
 		for pi, par := range m.params() {
 			for j := range par {
 				old := par[j]
 				par[j] = old + 1e-6
+				m.refresh()
 				up := lossOf()
 				par[j] = old - 1e-6
+				m.refresh()
 				down := lossOf()
 				par[j] = old
+				m.refresh()
 				num := (up - down) / 2e-6
 				if math.Abs(num-grads[pi][j]) > 1e-5*math.Max(1, math.Abs(num)) {
 					t.Fatalf("hidden %d param %d[%d]: backward %g, numeric %g", h, pi, j, grads[pi][j], num)
