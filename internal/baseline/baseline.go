@@ -10,7 +10,6 @@ package baseline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -41,25 +40,6 @@ var DefaultSeeds = ArtifactSeeds(5)
 // random subset), so weak seeds differ as the study's do.
 const WeakShare = 0.8
 
-// PublicText returns the public text fields of rows, as featurizers read
-// them.
-func PublicText(rows []testbed.Row) []features.Row {
-	out := make([]features.Row, len(rows))
-	for i, r := range rows {
-		fr := features.Row{}
-		for _, f := range []string{"text", "prompt", "first", "second", "question", "choice"} {
-			if raw, ok := r.Fields[f]; ok {
-				var s string
-				if json.Unmarshal(raw, &s) == nil {
-					fr[f] = s
-				}
-			}
-		}
-		out[i] = fr
-	}
-	return out
-}
-
 // Setup is a testbed's representation and training settings, opened.
 type Setup struct {
 	Manifest *testbed.Manifest
@@ -83,19 +63,6 @@ func Open(m *testbed.Manifest, featuresDir string) (*Setup, error) {
 		return nil, fmt.Errorf("testbed %s: %w", m.Name, err)
 	}
 	return &Setup{Manifest: m, Repr: op, Training: t}, nil
-}
-
-func seedNum(s string) uint64 {
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		// Non-numeric seed names still give a fixed number.
-		var h uint64 = 14695981039346656037
-		for _, c := range []byte(s) {
-			h = (h ^ uint64(c)) * 1099511628211
-		}
-		return h
-	}
-	return n
 }
 
 func labelsOf(rows []testbed.Row) ([]int, error) {
@@ -129,23 +96,23 @@ func MakeArtifacts(ctx context.Context, src *testbed.Source, seeds []string, thr
 		return nil, err
 	}
 	k := len(src.Manifest.Classes)
-	labX, err := su.Repr.BuildWeak(PublicText(src.Labeled))
+	labX, err := su.Repr.BuildWeak(w2s.PublicText(src.Labeled))
 	if err != nil {
 		return nil, fmt.Errorf("weak features: %w", err)
 	}
-	poolW, err := su.Repr.BuildWeak(PublicText(src.Pool))
+	poolW, err := su.Repr.BuildWeak(w2s.PublicText(src.Pool))
 	if err != nil {
 		return nil, fmt.Errorf("weak features: %w", err)
 	}
-	testW, err := su.Repr.BuildWeak(PublicText(src.Test))
+	testW, err := su.Repr.BuildWeak(w2s.PublicText(src.Test))
 	if err != nil {
 		return nil, fmt.Errorf("weak features: %w", err)
 	}
-	poolS, err := su.Repr.BuildStrong(PublicText(src.Pool))
+	poolS, err := su.Repr.BuildStrong(w2s.PublicText(src.Pool))
 	if err != nil {
 		return nil, fmt.Errorf("strong features: %w", err)
 	}
-	testS, err := su.Repr.BuildStrong(PublicText(src.Test))
+	testS, err := su.Repr.BuildStrong(w2s.PublicText(src.Test))
 	if err != nil {
 		return nil, fmt.Errorf("strong features: %w", err)
 	}
@@ -171,7 +138,7 @@ func MakeArtifacts(ctx context.Context, src *testbed.Source, seeds []string, thr
 	}
 	err = forEach(ctx, len(seeds), threads, func(i int) error {
 		seed := seeds[i]
-		n := seedNum(seed)
+		n := w2s.SeedNumber(seed)
 		// Weak: a seeded subset of train_label.
 		rng := rand.New(rand.NewPCG(n, 0x7765616b)) // "weak"
 		perm := rng.Perm(labX.Rows())

@@ -73,10 +73,10 @@ func Prepare(tb *testbed.Testbed) (*Prepared, error) {
 	p := &Prepared{TB: tb, Setup: su, Pool: tb.PublicPool()}
 	poolAll, testAll, ok := loadFeatureCache(tb)
 	if !ok {
-		if poolAll, err = su.Repr.BuildStrong(PublicText(tb.Pool)); err != nil {
+		if poolAll, err = su.Repr.BuildStrong(w2s.PublicText(tb.Pool)); err != nil {
 			return nil, fmt.Errorf("testbed %s: strong features of the pool: %w", tb.Manifest.Name, err)
 		}
-		if testAll, err = su.Repr.BuildStrong(PublicText(tb.Test)); err != nil {
+		if testAll, err = su.Repr.BuildStrong(w2s.PublicText(tb.Test)); err != nil {
 			return nil, fmt.Errorf("testbed %s: strong features of the test rows: %w", tb.Manifest.Name, err)
 		}
 		if err := SaveFeatureCache(tb, poolAll, testAll); err != nil {
@@ -148,7 +148,7 @@ func (p *Prepared) Run(ctx context.Context, opt Options) (*Result, error) {
 			weak[j] = sl.Probs[r.ID]
 		}
 		in := &w2s.Input{Pool: p.PoolX, Test: p.TestX, Weak: weak, K: k, Config: p.Setup.Training.Strong}
-		probs, err := method.Run(ctx, in, seedNum(seed))
+		probs, err := method.Run(ctx, in, w2s.SeedNumber(seed))
 		if err != nil {
 			return fmt.Errorf("%s seed %s: %w", method.Name, seed, err)
 		}
