@@ -101,4 +101,3 @@ type featureLine struct {
 	Idx []int32   `json:"idx"`
 	Val []float32 `json:"val"`
 }
-
