@@ -88,8 +88,7 @@ func Chart(path string, results []*Result, split string) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("PGR on the %s split (mean ± SE over seeds)", split)
 	p.Y.Label.Text = "PGR"
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Legend.Top = true // drawn in an empty column right of the last testbed
 	step := 0.8 / float64(max(1, len(methods)))
 	for mi, m := range methods {
 		var pts plotter.XYs
@@ -127,12 +126,12 @@ func Chart(path string, results []*Result, split string) error {
 		p.Legend.Add(m, sc)
 	}
 	p.NominalX(tbs...)
-	p.X.Min, p.X.Max = -0.6, float64(len(tbs))-0.4
+	p.X.Min, p.X.Max = -0.6, float64(len(tbs))+0.9
 	p.Add(plotter.NewGrid())
 	zero := plotter.NewFunction(func(float64) float64 { return 0 })
 	zero.Color = color.Gray{Y: 128}
 	p.Add(zero)
-	return p.Save(vg.Length(60+40*len(tbs))*vg.Millimeter, 110*vg.Millimeter, path)
+	return p.Save(vg.Length(110+40*len(tbs))*vg.Millimeter, 110*vg.Millimeter, path)
 }
 
 // errorPoints pairs points with their error bars for plotter.NewYErrorBars.
