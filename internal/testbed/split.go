@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -16,38 +17,44 @@ const (
 	DefaultHoldoutFraction = 0.5
 )
 
-// assignSplits draws the splits. Test rows are stratified by (subset, label):
-// in each stratum a share sealed of the rows is sealed, and of the rest a
-// share holdout is holdout and the others are feedback. Pool rows are
-// stratified the same way (label is unknown for unlabelled rows, which then
-// share one stratum per subset) and a share sealed is sealed. The draw
-// depends only on the seed and the row ids, never on file order.
-func assignSplits(test, pool []Row, seed uint64, sealed, holdout float64) map[string]string {
+// assignSplits draws the splits. Rows that show the same item (a
+// comparison pair in both orders) form one unit and always share a split,
+// so a split never holds the mirror of another split's row. Test units are
+// stratified by (subset, label) (a pair unit by subset alone): in each
+// stratum a share sealed of the units is sealed, and of the rest a share
+// holdout is holdout and the others are feedback. Pool units are stratified
+// the same way and a share sealed is sealed. The draw depends only on the
+// seed and the row contents and ids, never on file order.
+func assignSplits(k Kind, test, pool []Row, seed uint64, sealed, holdout float64) map[string]string {
 	out := make(map[string]string, len(test)+len(pool))
 	rng := rand.New(rand.NewPCG(seed, 0x6161722d73706c74)) // "aar-splt"
-	for _, group := range strata(test) {
+	for _, group := range strata(k, test) {
 		shuffle(rng, group)
 		nSealed := share(len(group), sealed)
 		nHold := share(len(group)-nSealed, holdout)
-		for i, r := range group {
+		for i, u := range group {
+			split := SplitFeedback
 			switch {
 			case i < nSealed:
-				out[r.ID] = SplitSealed
+				split = SplitSealed
 			case i < nSealed+nHold:
-				out[r.ID] = SplitHoldout
-			default:
-				out[r.ID] = SplitFeedback
+				split = SplitHoldout
+			}
+			for _, r := range u.rows {
+				out[r.ID] = split
 			}
 		}
 	}
-	for _, group := range strata(pool) {
+	for _, group := range strata(k, pool) {
 		shuffle(rng, group)
 		nSealed := share(len(group), sealed)
-		for i, r := range group {
+		for i, u := range group {
+			split := SplitPublic
 			if i < nSealed {
-				out[r.ID] = SplitSealed
-			} else {
-				out[r.ID] = SplitPublic
+				split = SplitSealed
+			}
+			for _, r := range u.rows {
+				out[r.ID] = split
 			}
 		}
 	}
@@ -59,30 +66,72 @@ func share(n int, f float64) int {
 	return int(math.Round(float64(n) * f))
 }
 
-// strata groups rows by (subset, label), each group sorted by id, groups in
-// a stable order.
-func strata(rows []Row) [][]Row {
-	byKey := map[string][]Row{}
-	var keys []string
+// unit is a set of rows that must share a split.
+type unit struct {
+	key  string
+	rows []Row
+}
+
+// unitKey is what makes rows one unit: for comparison rows the prompt and
+// the unordered pair of answers; otherwise the row itself.
+func unitKey(k Kind, r Row) string {
+	if k != KindComparison {
+		return "id\x00" + r.ID
+	}
+	var p, a, b string
+	_ = json.Unmarshal(r.Fields["prompt"], &p)
+	_ = json.Unmarshal(r.Fields["first"], &a)
+	_ = json.Unmarshal(r.Fields["second"], &b)
+	if b < a {
+		a, b = b, a
+	}
+	h := sha256.Sum256([]byte(p + "\x00" + a + "\x00" + b))
+	return "pair\x00" + string(h[:])
+}
+
+// strata groups rows into units and units into strata by (subset, label)
+// (a unit of several rows by subset alone), each stratum's units sorted by
+// key, strata in a stable order.
+func strata(k Kind, rows []Row) [][]unit {
+	units := map[string]*unit{}
+	var order []string
 	for _, r := range rows {
-		k := r.Subset + "\x00" + strconv.Itoa(r.Label)
-		if _, ok := byKey[k]; !ok {
-			keys = append(keys, k)
+		key := unitKey(k, r)
+		u, ok := units[key]
+		if !ok {
+			u = &unit{key: key}
+			units[key] = u
+			order = append(order, key)
 		}
-		byKey[k] = append(byKey[k], r)
+		u.rows = append(u.rows, r)
+	}
+	byStratum := map[string][]unit{}
+	var keys []string
+	for _, key := range order {
+		u := units[key]
+		st := u.rows[0].Subset + "\x00"
+		if len(u.rows) == 1 {
+			st += strconv.Itoa(u.rows[0].Label)
+		} else {
+			st += "unit"
+		}
+		if _, ok := byStratum[st]; !ok {
+			keys = append(keys, st)
+		}
+		byStratum[st] = append(byStratum[st], *u)
 	}
 	sort.Strings(keys)
-	out := make([][]Row, 0, len(keys))
-	for _, k := range keys {
-		g := byKey[k]
-		sort.Slice(g, func(i, j int) bool { return g[i].ID < g[j].ID })
+	out := make([][]unit, 0, len(keys))
+	for _, st := range keys {
+		g := byStratum[st]
+		sort.Slice(g, func(i, j int) bool { return g[i].key < g[j].key })
 		out = append(out, g)
 	}
 	return out
 }
 
-func shuffle(rng *rand.Rand, rows []Row) {
-	rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+func shuffle(rng *rand.Rand, units []unit) {
+	rng.Shuffle(len(units), func(i, j int) { units[i], units[j] = units[j], units[i] })
 }
 
 // orderKey is the position key of a row in a public file: a keyed hash of

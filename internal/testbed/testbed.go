@@ -338,10 +338,10 @@ func (s *Store) ImportSource(source *Source, opts ImportOptions) (*Testbed, erro
 		seed = *opts.SplitSeed
 	}
 	tb := &Testbed{Manifest: m, Labeled: labeled, Pool: pool, Test: test}
-	tb.Splits = assignSplits(test, pool, seed, sealed, DefaultHoldoutFraction)
+	tb.Splits = assignSplits(m.Kind, test, pool, seed, sealed, DefaultHoldoutFraction)
 	tb.Manifest.Split = &SplitConfig{
 		Seed: seed, SealedFraction: sealed, HoldoutFraction: DefaultHoldoutFraction,
-		StratifiedBy: "subset, label",
+		StratifiedBy: "subset, label; a comparison pair in both orders is one unit",
 	}
 	if test[0].DerivedID {
 		tb.Manifest.Split.DerivedIDsFrom = "sha256 of each row's public fields (ids were not in the files)"

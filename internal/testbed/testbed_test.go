@@ -575,3 +575,37 @@ func FuzzParseRows(f *testing.F) {
 		}
 	})
 }
+
+// A comparison pair shown in both orders is one unit: its two rows always
+// share a split, so no split holds the mirror of another split's row.
+func TestPairOrdersShareASplit(t *testing.T) {
+	var lab, pool, test strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&lab, `{"prompt":"q","first":"good %d","second":"bad %d","label":"A"}`+"\n", i, i)
+	}
+	for i := range 60 {
+		fmt.Fprintf(&pool, `{"prompt":"q","first":"pool good %d","second":"pool bad %d"}`+"\n", i, i)
+		fmt.Fprintf(&pool, `{"prompt":"q","first":"pool bad %d","second":"pool good %d"}`+"\n", i, i)
+	}
+	for i := range 100 {
+		fmt.Fprintf(&test, `{"prompt":"q","first":"good %d","second":"bad %d","label":"A","subset":"s"}`+"\n", i+100, i+100)
+		fmt.Fprintf(&test, `{"prompt":"q","first":"bad %d","second":"good %d","label":"B","subset":"s"}`+"\n", i+100, i+100)
+	}
+	dir := writeTestbed(t, map[string]string{FileTrainLabel: lab.String(), FilePool: pool.String(), FileTest: test.String()})
+	store, _ := OpenStore(t.TempDir())
+	tb, err := store.Import(dir, ImportOptions{Name: "pairs", SplitSeed: seedPtr(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rows := range [][]Row{tb.Test, tb.Pool} {
+		for i := 0; i < len(rows); i += 2 {
+			if a, b := tb.Splits[rows[i].ID], tb.Splits[rows[i+1].ID]; a != b {
+				t.Fatalf("the two orders of a pair are in %s and %s", a, b)
+			}
+		}
+	}
+	c := tb.Manifest.Counts
+	if c.TestSealed != 40 || c.TestHoldout != 80 || c.TestFeedback != 80 || c.PoolSealed != 24 {
+		t.Errorf("counts %+v: want 20 sealed, 40 holdout, 40 feedback pairs and 12 sealed pool pairs", *c)
+	}
+}
