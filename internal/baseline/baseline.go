@@ -136,6 +136,25 @@ func MakeArtifacts(ctx context.Context, src *testbed.Source, seeds []string, thr
 		WeakPred: make([]testbed.SeedPredictions, len(seeds)),
 		CeilPred: make([]testbed.SeedPredictions, len(seeds)),
 	}
+	fitCeiling := func(seed uint64) ([][]float64, error) {
+		cm, err := w2s.Train(ctx, w2s.Data{X: poolS, Targets: w2s.OneHot(poolY, k)}, k, w2s.TrainOptions{Config: su.Training.Strong, Seed: seed})
+		if err != nil {
+			return nil, err
+		}
+		return cm.Predict(testS)
+	}
+	ceiling := fitCeiling
+	if su.Training.Strong.Solver == "lbfgs" {
+		var (
+			once sync.Once
+			cp   [][]float64
+			cerr error
+		)
+		ceiling = func(uint64) ([][]float64, error) {
+			once.Do(func() { cp, cerr = fitCeiling(0) })
+			return cp, cerr
+		}
+	}
 	err = forEach(ctx, len(seeds), threads, func(i int) error {
 		seed := seeds[i]
 		n := w2s.SeedNumber(seed)
@@ -162,14 +181,11 @@ func MakeArtifacts(ctx context.Context, src *testbed.Source, seeds []string, thr
 		}
 		out.Soft[i] = testbed.SoftLabels{Seed: seed, Probs: byID(src.Pool, soft)}
 		out.WeakPred[i] = testbed.SeedPredictions{Seed: seed, Labels: argmaxByID(src.Test, tp)}
-		// Ceiling: the strong student on the pool's gold labels.
-		cm, err := w2s.Train(ctx, w2s.Data{X: poolS, Targets: w2s.OneHot(poolY, k)}, k, w2s.TrainOptions{Config: su.Training.Strong, Seed: n})
+		// Ceiling: the strong student on the pool's gold labels. L-BFGS
+		// ignores the seed (full batch from zero), so it is fitted once.
+		cp, err := ceiling(n)
 		if err != nil {
 			return fmt.Errorf("ceiling seed %s: %w", seed, err)
-		}
-		cp, err := cm.Predict(testS)
-		if err != nil {
-			return err
 		}
 		out.CeilPred[i] = testbed.SeedPredictions{Seed: seed, Labels: argmaxByID(src.Test, cp)}
 		if log != nil {

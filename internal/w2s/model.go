@@ -10,11 +10,13 @@ import (
 
 // Model is a softmax classifier over sparse features: linear (H = 0) or one
 // hidden ReLU layer of H units. Weights are stored input-major so a sparse
-// row touches only its columns: W1[d*out+j].
+// row touches only its columns: W1[d*out+j]. With two classes the model has
+// one logit (p1 = σ(z)), as binary logistic regression (and scikit-learn)
+// does, which halves the work and makes C mean what it means there.
 type Model struct {
 	D, H, K int
-	W1, B1  []float64 // D×out1, out1 (out1 = H, or K for a linear model)
-	W2, B2  []float64 // H×K, K (MLP only)
+	W1, B1  []float64 // D×out1, out1 (out1 = H, or the logit count for a linear model)
+	W2, B2  []float64 // H×logits, logits (MLP only)
 	// Mu and Inv standardize the inputs, x' = (x − Mu)·Inv, when set
 	// (Config.Standardize). The shift is folded into the first layer so
 	// sparse rows stay sparse: z = B1 − shift + Σ_nnz x·Inv·W1.
@@ -90,12 +92,13 @@ func (m *Model) finishGrad(grads [][]float64, gz []float64) {
 
 func newModel(d, h, k int, rng *rand.Rand) *Model {
 	m := &Model{D: d, H: h, K: k}
+	o := m.logits()
 	if h == 0 {
-		m.W1, m.B1 = make([]float64, d*k), make([]float64, k)
+		m.W1, m.B1 = make([]float64, d*o), make([]float64, o)
 		return m
 	}
 	m.W1, m.B1 = make([]float64, d*h), make([]float64, h)
-	m.W2, m.B2 = make([]float64, h*k), make([]float64, k)
+	m.W2, m.B2 = make([]float64, h*o), make([]float64, o)
 	// He initialisation scaled for sparse inputs.
 	s1 := math.Sqrt(2.0 / float64(d))
 	for i := range m.W1 {
@@ -108,11 +111,42 @@ func newModel(d, h, k int, rng *rand.Rand) *Model {
 	return m
 }
 
+// logits is the number of output logits: 1 for two classes, else K.
+func (m *Model) logits() int {
+	if m.K == 2 {
+		return 1
+	}
+	return m.K
+}
+
 func (m *Model) out1() int {
 	if m.H == 0 {
-		return m.K
+		return m.logits()
 	}
 	return m.H
+}
+
+// probs turns logits z (length logits()) into class probabilities p
+// (length K); z may alias p.
+func (m *Model) probs(z, p []float64) {
+	if m.K == 2 {
+		s := 1 / (1 + math.Exp(-z[0]))
+		p[0], p[1] = 1-s, s
+		return
+	}
+	copy(p, z)
+	softmaxInPlace(p)
+}
+
+// dlogits writes w·∂CE/∂logits for probabilities p and target t into dl.
+func (m *Model) dlogits(p, t []float64, w float64, dl []float64) {
+	if m.K == 2 {
+		dl[0] = w * (p[1] - t[1])
+		return
+	}
+	for k := range dl {
+		dl[k] = w * (p[k] - t[k])
+	}
 }
 
 // params lists the parameter slices in a fixed order (weights first).
@@ -130,9 +164,11 @@ func (m *Model) isWeight(i int) bool { return i%2 == 0 }
 // of one row. hid must have length H (ignored for linear), p length K.
 func (m *Model) forward(idx []int32, val []float32, hid, p []float64) {
 	o1 := m.out1()
-	z := p
+	var z []float64
 	if m.H > 0 {
 		z = hid
+	} else {
+		z = p[:o1]
 	}
 	copy(z, m.B1)
 	for j := range m.shift {
@@ -154,18 +190,20 @@ func (m *Model) forward(idx []int32, val []float32, hid, p []float64) {
 				hid[j] = 0
 			}
 		}
-		copy(p, m.B2)
+		o := m.logits()
+		z = p[:o]
+		copy(z, m.B2)
 		for h, a := range hid {
 			if a == 0 {
 				continue
 			}
-			w := m.W2[h*m.K : h*m.K+m.K]
-			for k := range p {
-				p[k] += a * w[k]
+			w := m.W2[h*o : h*o+o]
+			for k := range z {
+				z[k] += a * w[k]
 			}
 		}
 	}
-	softmaxInPlace(p)
+	m.probs(z, p)
 }
 
 // addLogitBias adds bias to log p and renormalises (p ∝ p·e^bias).
@@ -213,12 +251,13 @@ func (m *Model) backward(idx []int32, val []float32, hid, dl []float64, grads []
 				gz[k] += d
 			}
 		}
+		o := len(dl)
 		for n, c := range idx {
 			x := float64(val[n])
 			if m.Inv != nil {
 				x *= m.Inv[c]
 			}
-			g := gW[int(c)*m.K : int(c)*m.K+m.K]
+			g := gW[int(c)*o : int(c)*o+o]
 			for k, d := range dl {
 				g[k] += x * d
 			}
@@ -229,13 +268,14 @@ func (m *Model) backward(idx []int32, val []float32, hid, dl []float64, grads []
 	for k, d := range dl {
 		gB2[k] += d
 	}
+	o := len(dl)
 	for h, a := range hid {
 		dh[h] = 0
 		if a <= 0 {
 			continue
 		}
-		w := m.W2[h*m.K : h*m.K+m.K]
-		g := gW2[h*m.K : h*m.K+m.K]
+		w := m.W2[h*o : h*o+o]
+		g := gW2[h*o : h*o+o]
 		var s float64
 		for k, d := range dl {
 			g[k] += a * d

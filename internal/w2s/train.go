@@ -138,7 +138,7 @@ func trainAdam(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, rng
 		tgt[i] = make([]float64, m.K)
 		hids[i] = make([]float64, m.H)
 	}
-	dl := make([]float64, m.K)
+	dl := make([]float64, m.logits())
 	gz := make([]float64, m.out1())
 	step := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
@@ -173,12 +173,8 @@ func trainAdam(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, rng
 				if w == 0 {
 					continue
 				}
-				for c := range dl {
-					dl[c] = w * (probs[j][c] - tgt[j][c])
-					if tgt[j][c] > 0 {
-						epochLoss -= weightOf(d.Weights, r) * tgt[j][c] * math.Log(math.Max(probs[j][c], 1e-300))
-					}
-				}
+				m.dlogits(probs[j], tgt[j], w, dl)
+				epochLoss += weightOf(d.Weights, r) * crossEntropy(probs[j], tgt[j])
 				epochW += weightOf(d.Weights, r)
 				copy(hid, hids[j])
 				idx, val := d.X.Row(r)
@@ -325,8 +321,8 @@ func (o *lbfgsObjective) eval(x []float64) {
 			g := make([]float64, len(x))
 			grads := [][]float64{g[:len(m.W1)], g[len(m.W1):]}
 			p := make([]float64, m.K)
-			dl := make([]float64, m.K)
-			gz := make([]float64, m.K)
+			dl := make([]float64, m.logits())
+			gz := make([]float64, m.logits())
 			var ce float64
 			for i := t * n / nt; i < (t+1)*n/nt; i++ {
 				idx, val := o.x.Row(i)
@@ -335,12 +331,8 @@ func (o *lbfgsObjective) eval(x []float64) {
 				if w == 0 {
 					continue
 				}
-				for c := range p {
-					dl[c] = w * (p[c] - o.t[i][c])
-					if o.t[i][c] > 0 {
-						ce -= w * o.t[i][c] * math.Log(math.Max(p[c], 1e-300))
-					}
-				}
+				m.dlogits(p, o.t[i], w, dl)
+				ce += w * crossEntropy(p, o.t[i])
 				m.backward(idx, val, nil, dl, grads, nil, gz)
 			}
 			m.finishGrad(grads, gz)
@@ -367,6 +359,17 @@ func (o *lbfgsObjective) eval(x []float64) {
 	o.ce = ce
 	o.lastF = ce + 0.5*o.lambda*reg
 	o.lastX = append(o.lastX[:0], x...)
+}
+
+// crossEntropy is −Σ t·log p.
+func crossEntropy(p, t []float64) float64 {
+	var ce float64
+	for k, tk := range t {
+		if tk > 0 {
+			ce -= tk * math.Log(math.Max(p[k], 1e-300))
+		}
+	}
+	return ce
 }
 
 func equal(a, b []float64) bool {

@@ -139,14 +139,12 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		p := make([]float64, 3)
 		hid := make([]float64, h)
 		dh := make([]float64, h)
-		dl := make([]float64, 3)
+		dl := make([]float64, m.logits())
 		gz := make([]float64, m.out1())
 		for i := 0; i < x.Rows(); i++ {
 			idx, val := x.Row(i)
 			m.forward(idx, val, hid, p)
-			for k := range p {
-				dl[k] = p[k] - targets[i][k]
-			}
+			m.dlogits(p, targets[i], 1, dl)
 			m.backward(idx, val, hid, dl, grads, dh, gz)
 		}
 		m.finishGrad(grads, gz)
