@@ -33,7 +33,8 @@ Each file is one seed, named by its base name.
 PGR = (accuracy − weak) / (ceiling − weak) against the cell's fixed
 baselines; it is not clipped, and it is null when ceiling − weak is under 5
 points. --compare FILE adds a paired bootstrap 95% interval of the accuracy
-and PGR difference (first PREDICTIONS file minus FILE) per cell.`,
+and PGR difference (PREDICTIONS, averaged over their seeds, minus FILE) per
+cell.`,
 		Example: `  aar score --testbed chat preds/42.jsonl preds/43.jsonl
   aar score --testbed chat --split holdout --json preds/*.jsonl`,
 		Args: cobra.MinimumNArgs(1),
@@ -79,7 +80,7 @@ and PGR difference (first PREDICTIONS file minus FILE) per cell.`,
 					if cell.Rows == 0 {
 						continue
 					}
-					cmp, err := score.Compare(tb, preds[0], other, cell.Split, cell.Group, 2000, 1)
+					cmp, err := score.Compare(tb, preds, []score.Predictions{other}, cell.Split, cell.Group, 2000, 1)
 					if err != nil {
 						return err
 					}
@@ -118,7 +119,7 @@ func printReport(g *globals, rep *score.Report, cmps []*score.Comparison) error 
 		return err
 	}
 	if len(cmps) > 0 {
-		fmt.Fprintln(w, "\npaired bootstrap, first predictions minus --compare (95% interval, 2000 resamples):")
+		fmt.Fprintln(w, "\npaired bootstrap, PREDICTIONS (seed-averaged) minus --compare (95% interval, 2000 resamples):")
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SPLIT\tGROUP\tROWS\tΔ ACCURACY\tΔ PGR")
 		for _, c := range cmps {

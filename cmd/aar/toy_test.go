@@ -194,7 +194,7 @@ func TestBuiltinPipeline(t *testing.T) {
 		t.Fatalf("baseline --all: %d %s", code, errs)
 	}
 	md, err := os.ReadFile(filepath.Join(outDir, "baselines.md"))
-	if err != nil || strings.Count(string(md), "| toy |") != 8 || !strings.Contains(out, "| toy | ue_cluster |") {
+	if err != nil || strings.Count(string(md), "| toy |") != 8 || !strings.Contains(string(md), "Δ PGR vs vanilla") || !strings.Contains(out, "| toy | ue_cluster |") {
 		t.Errorf("baselines.md (%v):\n%s", err, md)
 	}
 	f, err := os.Open(filepath.Join(outDir, "baselines.png"))

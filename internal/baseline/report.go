@@ -47,17 +47,24 @@ func cellPGR(c *score.Cell) *stats.Summary {
 // ID and OOD, mean ± SE over seeds.
 func Markdown(w io.Writer, results []*Result, split string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| testbed | method | weak | ceiling | transfer | PGR overall | PGR ID | PGR OOD | seeds | time |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| testbed | method | weak | ceiling | transfer | PGR overall | PGR ID | PGR OOD | Δ PGR vs vanilla [95%% CI] | seeds | time |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		ov := r.Report.Cell(split, testbed.GroupOverall)
 		if ov == nil {
 			return fmt.Errorf("result %s/%s has no %s split", r.Testbed, r.Method, split)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
+		vs := "—"
+		if c := r.VsVanilla; c != nil && c.PGR != nil {
+			vs = fmt.Sprintf("%+.3f [%+.3f, %+.3f]", c.PGR.Estimate, c.PGR.Lo, c.PGR.Hi)
+			if c.PGR.Lo > 0 || c.PGR.Hi < 0 {
+				vs += " *"
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
 			r.Testbed, r.Method, formatFigure(ov.Weak), formatFigure(ov.Ceiling), FormatSummary(ov.Accuracy, 3),
 			FormatSummary(cellPGR(ov), 2), FormatSummary(cellPGR(r.Report.Cell(split, testbed.GroupID)), 2),
-			FormatSummary(cellPGR(r.Report.Cell(split, testbed.GroupOOD)), 2), len(r.Seeds), r.Elapsed.Round(10*time.Millisecond))
+			FormatSummary(cellPGR(r.Report.Cell(split, testbed.GroupOOD)), 2), vs, len(r.Seeds), r.Elapsed.Round(10*time.Millisecond))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

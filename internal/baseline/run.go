@@ -112,6 +112,12 @@ type Result struct {
 	Seeds   []string      `json:"seeds"`
 	Report  *score.Report `json:"report"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// VsVanilla is the paired-bootstrap difference to vanilla_w2s on the
+	// split's overall cell (set by CompareToVanilla).
+	VsVanilla *score.Comparison `json:"vs_vanilla,omitempty"`
+
+	tb    *testbed.Testbed
+	preds []score.Predictions
 }
 
 // Run trains the method's student for every seed (from that seed's weak soft
@@ -162,9 +168,34 @@ func (p *Prepared) Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Testbed: p.TB.Manifest.Name, Method: method.Name, Seeds: seeds, Report: rep, Elapsed: time.Since(start)}
+	res := &Result{Testbed: p.TB.Manifest.Name, Method: method.Name, Seeds: seeds, Report: rep, Elapsed: time.Since(start), tb: p.TB, preds: preds}
 	if opt.Log != nil {
 		opt.Log.Info("baseline done", "testbed", res.Testbed, "method", res.Method, "elapsed", res.Elapsed.Round(time.Millisecond))
 	}
 	return res, nil
+}
+
+// CompareToVanilla sets VsVanilla on every result that has a vanilla_w2s
+// result for the same testbed: a paired bootstrap (rows resampled, each
+// row's correctness averaged over seeds) of the accuracy and PGR difference
+// on the split's overall cell.
+func CompareToVanilla(results []*Result, split string, resamples int) error {
+	vanilla := map[string]*Result{}
+	for _, r := range results {
+		if r.Method == "vanilla_w2s" {
+			vanilla[r.Testbed] = r
+		}
+	}
+	for _, r := range results {
+		v := vanilla[r.Testbed]
+		if v == nil || r == v || r.tb == nil {
+			continue
+		}
+		cmp, err := score.Compare(r.tb, r.preds, v.preds, split, testbed.GroupOverall, resamples, 1)
+		if err != nil {
+			return fmt.Errorf("%s vs vanilla_w2s on %s: %w", r.Method, r.Testbed, err)
+		}
+		r.VsVanilla = cmp
+	}
+	return nil
 }

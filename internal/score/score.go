@@ -231,26 +231,40 @@ type Comparison struct {
 
 // Compare estimates accuracy(a) − accuracy(b) on one cell with a paired
 // bootstrap over rows (and the PGR difference, which is the accuracy
-// difference over the cell's ceiling − weak gap). Both must predict every
-// row of the cell.
-func Compare(tb *testbed.Testbed, a, b Predictions, split, group string, resamples int, seed uint64) (*Comparison, error) {
+// difference over the cell's ceiling − weak gap). a and b are one or more
+// seeds each; a row's value is its correctness averaged over the seeds, so
+// rows are resampled with all seeds together. Every prediction set must
+// cover every row of the cell.
+func Compare(tb *testbed.Testbed, a, b []Predictions, split, group string, resamples int, seed uint64) (*Comparison, error) {
 	rows := tb.CellRows(split, group)
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("compare: the %s/%s cell has no rows", split, group)
 	}
-	xa, xb := make([]float64, len(rows)), make([]float64, len(rows))
-	for i, r := range rows {
-		la, oka := a.Labels[r.ID]
-		lb, okb := b.Labels[r.ID]
-		if !oka || !okb {
-			return nil, fmt.Errorf("compare: both prediction sets must cover every %s row", split)
+	if len(a) == 0 || len(b) == 0 {
+		return nil, fmt.Errorf("compare: no predictions")
+	}
+	mean := func(ps []Predictions) ([]float64, error) {
+		x := make([]float64, len(rows))
+		for _, p := range ps {
+			for i, r := range rows {
+				l, ok := p.Labels[r.ID]
+				if !ok {
+					return nil, fmt.Errorf("compare: predictions %s must cover every %s row", p.Seed, split)
+				}
+				if l == r.Label {
+					x[i] += 1 / float64(len(ps))
+				}
+			}
 		}
-		if la == r.Label {
-			xa[i] = 1
-		}
-		if lb == r.Label {
-			xb[i] = 1
-		}
+		return x, nil
+	}
+	xa, err := mean(a)
+	if err != nil {
+		return nil, err
+	}
+	xb, err := mean(b)
+	if err != nil {
+		return nil, err
 	}
 	cmp := &Comparison{Split: split, Group: group, Rows: len(rows),
 		Accuracy: stats.PairedBootstrap(xa, xb, resamples, 0.95, seed)}

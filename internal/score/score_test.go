@@ -305,19 +305,24 @@ func TestCompare(t *testing.T) {
 	tb := loadFixture(t, "cache_results")
 	right := predict("r", tb.Test, func(testbed.Row) bool { return true })
 	wrong := predict("w", tb.Test, func(testbed.Row) bool { return false })
-	c, err := Compare(tb, right, wrong, testbed.SplitFeedback, testbed.GroupOverall, 500, 1)
+	c, err := Compare(tb, []Predictions{right}, []Predictions{wrong}, testbed.SplitFeedback, testbed.GroupOverall, 500, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !near(c.Accuracy.Estimate, 1) || !near(c.Accuracy.Lo, 1) || !near(c.PGR.Estimate, 2) {
 		t.Errorf("right vs wrong: %+v pgr %+v", c.Accuracy, c.PGR)
 	}
-	c, _ = Compare(tb, right, right, testbed.SplitHoldout, testbed.GroupOOD, 500, 1)
+	c, _ = Compare(tb, []Predictions{right}, []Predictions{right}, testbed.SplitHoldout, testbed.GroupOOD, 500, 1)
 	if c.Accuracy.Estimate != 0 || c.Accuracy.Lo != 0 || c.Accuracy.Hi != 0 {
 		t.Errorf("same method: %+v", c.Accuracy)
 	}
+	// Two seeds: one always right, one always wrong, average 0.5 per row.
+	mixed, err := Compare(tb, []Predictions{right, wrong}, []Predictions{wrong}, testbed.SplitFeedback, testbed.GroupOverall, 500, 1)
+	if err != nil || !near(mixed.Accuracy.Estimate, 0.5) || !near(mixed.Accuracy.Lo, 0.5) {
+		t.Errorf("seed-averaged comparison: %+v %v", mixed, err)
+	}
 	half := Predictions{Seed: "h", Labels: map[string]int{}}
-	if _, err := Compare(tb, right, half, testbed.SplitFeedback, testbed.GroupOverall, 10, 1); err == nil {
+	if _, err := Compare(tb, []Predictions{right}, []Predictions{half}, testbed.SplitFeedback, testbed.GroupOverall, 10, 1); err == nil {
 		t.Error("compare accepted predictions missing the cell's rows")
 	}
 }
