@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,6 +52,7 @@ missing) and writes OUT/baselines.md, OUT/baselines.png and OUT/baselines.svg.`,
   aar baseline --all --out results`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			softMemoryLimit()
 			if split != testbed.SplitFeedback && split != testbed.SplitHoldout {
 				return usagef("--split %q: use feedback or holdout", split)
 			}
@@ -200,4 +202,15 @@ func printResult(g *globals, r *baseline.Result, split string) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Group, c.Rows, fig(c.Weak), fig(c.Ceiling), baseline.FormatSummary(c.Accuracy, 4), baseline.FormatSummary(c.PGR, 3), c.Note)
 	}
 	tw.Flush()
+}
+
+// softMemoryLimit asks the garbage collector to keep the heap under 400 MiB
+// (unless GOMEMLIMIT says otherwise): baselines hold a few hundred MB of
+// features and soft labels and make short-lived garbage while loading, and
+// without a limit the collector lets the heap grow to twice what is live.
+// It is a soft limit: a larger live heap still runs, with more collection.
+func softMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(400 << 20)
+	}
 }

@@ -32,6 +32,7 @@ aar binary.`,
 		Example: `  aar testbed install reviews
   aar testbed install --replace`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			softMemoryLimit()
 			dir, err := builtin.FindDir(from)
 			if err != nil {
 				return err

@@ -1,9 +1,12 @@
 package features
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"slices"
 )
@@ -56,7 +59,11 @@ func (m *Matrix) Row(i int) ([]int32, []float32) {
 
 // Select returns a new matrix of the given rows, in order.
 func (m *Matrix) Select(rows []int) *Matrix {
-	out := NewMatrix(m.Cols)
+	nnz := 0
+	for _, r := range rows {
+		nnz += m.Ptr[r+1] - m.Ptr[r]
+	}
+	out := &Matrix{Cols: m.Cols, Ptr: make([]int, 1, len(rows)+1), Idx: make([]int32, 0, nnz), Val: make([]float32, 0, nnz)}
 	for _, r := range rows {
 		idx, val := m.Row(r)
 		out.Idx = append(out.Idx, idx...)
@@ -162,36 +169,73 @@ func (m *Matrix) Save(path string) error {
 	return os.Rename(tmp, path)
 }
 
-// LoadMatrix reads a matrix written by Save.
+// LoadMatrix reads a matrix written by Save, streaming it from disk.
 func LoadMatrix(path string) (*Matrix, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.HasPrefix(b, []byte(matrixMagic)) || len(b) < len(matrixMagic)+24 {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	magic := make([]byte, len(matrixMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != matrixMagic {
 		return nil, fmt.Errorf("%s is not a saved feature matrix", path)
 	}
-	r := bytes.NewReader(b[len(matrixMagic):])
-	var rows, cols, nnz uint64
-	for _, v := range []*uint64{&rows, &cols, &nnz} {
-		if err := binary.Read(r, binary.LittleEndian, v); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
+	var head [3]uint64
+	if err := binary.Read(r, binary.LittleEndian, head[:]); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	rows, cols, nnz := head[0], head[1], head[2]
 	want := uint64(len(matrixMagic)) + 24 + 8*(rows+1) + 8*nnz
-	if uint64(len(b)) != want {
-		return nil, fmt.Errorf("%s: %d bytes, want %d: the file is damaged", path, len(b), want)
+	if uint64(st.Size()) != want {
+		return nil, fmt.Errorf("%s: %d bytes, want %d: the file is damaged", path, st.Size(), want)
 	}
 	ptr := make([]uint64, rows+1)
 	m := &Matrix{Cols: int(cols), Ptr: make([]int, rows+1), Idx: make([]int32, nnz), Val: make([]float32, nnz)}
-	if err := binary.Read(r, binary.LittleEndian, ptr); err != nil {
-		return nil, err
+	// Decode through a small buffer: binary.Read of a whole slice would
+	// allocate a second copy of it.
+	buf := make([]byte, 1<<16)
+	read := func(n int, put func(i int, b []byte)) error {
+		for i := 0; i < n; {
+			chunk := min(n-i, len(buf)/8)
+			b := buf[:chunk*8]
+			if _, err := io.ReadFull(r, b); err != nil {
+				return err
+			}
+			for j := 0; j < chunk; j++ {
+				put(i+j, b[8*j:])
+			}
+			i += chunk
+		}
+		return nil
 	}
-	if err := binary.Read(r, binary.LittleEndian, m.Idx); err != nil {
-		return nil, err
+	if err := read(len(ptr), func(i int, b []byte) { ptr[i] = binary.LittleEndian.Uint64(b) }); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := binary.Read(r, binary.LittleEndian, m.Val); err != nil {
-		return nil, err
+	// Idx and Val are 4 bytes each: read them in pairs of entries.
+	read4 := func(n int, put func(i int, v uint32)) error {
+		for i := 0; i < n; {
+			chunk := min(n-i, len(buf)/4)
+			b := buf[:chunk*4]
+			if _, err := io.ReadFull(r, b); err != nil {
+				return err
+			}
+			for j := 0; j < chunk; j++ {
+				put(i+j, binary.LittleEndian.Uint32(b[4*j:]))
+			}
+			i += chunk
+		}
+		return nil
+	}
+	if err := read4(len(m.Idx), func(i int, v uint32) { m.Idx[i] = int32(v) }); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := read4(len(m.Val), func(i int, v uint32) { m.Val[i] = math.Float32frombits(v) }); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for i, p := range ptr {
 		if p > nnz || (i > 0 && p < ptr[i-1]) {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -181,20 +182,12 @@ func parseObject(name string, num int, line []byte) (map[string]json.RawMessage,
 	if !utf8.Valid(line) {
 		return nil, Errorf(name, num, "", "re-encode the file as UTF-8", "line is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
 	var obj map[string]json.RawMessage
-	if err := dec.Decode(&obj); err != nil {
+	if err := json.Unmarshal(line, &obj); err != nil {
 		return nil, Errorf(name, num, "", "put exactly one JSON object on each line", "%s", describeJSONError(err))
 	}
 	if obj == nil {
 		return nil, Errorf(name, num, "", "put exactly one JSON object on each line", "line is JSON null, not an object")
-	}
-	if dec.More() {
-		return nil, Errorf(name, num, "", "put exactly one JSON object on each line", "more than one JSON value on the line")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, Errorf(name, num, "", "put exactly one JSON object on each line", "unexpected data after the JSON object")
 	}
 	return obj, nil
 }
@@ -205,8 +198,10 @@ func describeJSONError(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "unexpected end of JSON input"):
 		return "truncated JSON (the line ends inside a value)"
+	case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
+		return "more than one JSON value on the line"
 	case errors.As(err, &se):
 		return fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, se.Error())
 	case errors.As(err, &te):
