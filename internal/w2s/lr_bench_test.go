@@ -59,7 +59,10 @@ func BenchmarkLRFile(b *testing.B) {
 	}
 	n := float64(x.Rows())
 	b.ReportMetric(*lrC*n*ce+0.5*reg, "sklearn-objective")
+	fmt.Printf("aar objective %.4f (C·Σ CE + ½‖W‖²)\n", *lrC*n*ce+0.5*reg)
 	b.ReportMetric(ce, "mean-ce")
+	b.ReportMetric(float64(lbfgsStats.evals), "evals")
+	b.ReportMetric(float64(lbfgsStats.iters), "iters")
 }
 
 var shapeRE = regexp.MustCompile(`'shape': \((\d+), (\d+)\)`)

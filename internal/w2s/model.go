@@ -164,6 +164,25 @@ func (m *Model) isWeight(i int) bool { return i%2 == 0 }
 // of one row. hid must have length H (ignored for linear), p length K.
 func (m *Model) forward(idx []int32, val []float32, hid, p []float64) {
 	o1 := m.out1()
+	if o1 == 1 {
+		// Binary linear model: one dot product.
+		z := m.B1[0]
+		if m.shift != nil {
+			z -= m.shift[0]
+		}
+		if m.Inv == nil {
+			for n, c := range idx {
+				z += float64(val[n]) * m.W1[c]
+			}
+		} else {
+			for n, c := range idx {
+				z += float64(val[n]) * m.Inv[c] * m.W1[c]
+			}
+		}
+		p[0] = z
+		m.probs(p[:1], p)
+		return
+	}
 	var z []float64
 	if m.H > 0 {
 		z = hid
@@ -252,6 +271,19 @@ func (m *Model) backward(idx []int32, val []float32, hid, dl []float64, grads []
 			}
 		}
 		o := len(dl)
+		if o == 1 {
+			d := dl[0]
+			if m.Inv == nil {
+				for n, c := range idx {
+					gW[c] += float64(val[n]) * d
+				}
+			} else {
+				for n, c := range idx {
+					gW[c] += float64(val[n]) * m.Inv[c] * d
+				}
+			}
+			return
+		}
 		for n, c := range idx {
 			x := float64(val[n])
 			if m.Inv != nil {

@@ -35,6 +35,8 @@ type TrainOptions struct {
 	Log func(EpochLog)
 }
 
+var lbfgsStats struct{ evals, iters int }
+
 // lbfgsRounds is how many refits an L-BFGS student makes when its loss
 // re-targets rows from its own predictions.
 const lbfgsRounds = 5
@@ -251,9 +253,11 @@ func trainLBFGS(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, lo
 		settings := &optimize.Settings{
 			GradientThreshold: cfg.Tol,
 			MajorIterations:   cfg.MaxIter,
-			Converger:         &optimize.FunctionConverge{Absolute: 1e-12, Relative: 1e-10, Iterations: 10},
+			// As scipy's L-BFGS-B (factr 1e7): stop when an iteration lowers
+			// the objective by less than ~1e-9 of its value.
+			Converger: &optimize.FunctionConverge{Relative: 1e-9, Iterations: 1},
 		}
-		res, err := optimize.Minimize(prob, x, settings, &optimize.LBFGS{Store: 10})
+		res, err := optimize.Minimize(prob, x, settings, &optimize.LBFGS{Store: 20})
 		if err != nil && res == nil {
 			return fmt.Errorf("train: lbfgs: %w", err)
 		}
@@ -261,6 +265,7 @@ func trainLBFGS(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, lo
 		if log != nil {
 			log(EpochLog{Epoch: round + 1, Loss: obj.ce})
 		}
+		lbfgsStats.evals, lbfgsStats.iters = obj.evals, res.Stats.MajorIterations
 	}
 	return nil
 }
@@ -276,6 +281,7 @@ type lbfgsObjective struct {
 	lambda  float64
 	threads int
 
+	evals int
 	lastX []float64
 	lastF float64
 	lastG []float64
@@ -305,6 +311,7 @@ func (o *lbfgsObjective) eval(x []float64) {
 		return
 	}
 	o.set(x)
+	o.evals++
 	m := o.m
 	n := o.x.Rows()
 	nt := min(o.threads, n)
