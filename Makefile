@@ -5,15 +5,21 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build demo test lint fuzz bench bench-lr baselines testbeds-check clean
+.PHONY: build demo demo-study test lint fuzz bench bench-lr testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
 
-# The main job until `aar run` exists: import the bundled study-format
-# fixture (chat rows, ID and OOD subsets, a cache_results tree), write its
-# public view, and score a constant "A" submission on every cell.
+# The main job until `aar run` exists: install the built-in testbeds into
+# the lab's data directory (--data / $$AAR_DATA / ~/.local/share/aar) and run
+# every built-in baseline on each: a table, and PNG/SVG charts in baselines/.
 demo: build
+	$(BIN) baseline --all --out baselines
+
+# Import the bundled study-format fixture (chat rows, ID and OOD subsets, a
+# cache_results tree), write its public view, and score a constant "A"
+# submission on every cell.
+demo-study: build
 	rm -rf $(DEMO_DATA)
 	$(BIN) --data $(DEMO_DATA)/lab testbed import $(FIXTURE)/labeled_data/chat --name chat --cache $(FIXTURE)/cache_results --split-seed 7
 	$(BIN) --data $(DEMO_DATA)/lab testbed show chat
@@ -42,11 +48,6 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseIDX$$' -fuzztime $(FUZZTIME) ./internal/builtin
 	$(GO) test -run '^$$' -fuzz '^FuzzUnserialize$$' -fuzztime $(FUZZTIME) ./internal/builtin
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRDB$$' -fuzztime $(FUZZTIME) ./internal/builtin
-
-# Every built-in baseline on every built-in testbed (installing them into
-# the data directory first): a markdown table and PNG/SVG charts in baselines/.
-baselines: build
-	$(BIN) baseline --all --out baselines
 
 # Speed: one full experiment per built-in testbed on one core, and the
 # scoring hot path.

@@ -97,6 +97,7 @@ func Chart(path string, results []*Result, split string) error {
 	p.Y.Label.Text = "PGR"
 	p.Legend.Top = true // drawn in an empty column right of the last testbed
 	step := 0.8 / float64(max(1, len(methods)))
+	lo, hi := 0.0, 1.0
 	for mi, m := range methods {
 		var pts plotter.XYs
 		var errs plotter.YErrors
@@ -109,6 +110,7 @@ func Chart(path string, results []*Result, split string) error {
 					x := float64(ti) + (float64(mi)-float64(len(methods)-1)/2)*step
 					pts = append(pts, plotter.XY{X: x, Y: s.Mean})
 					errs = append(errs, struct{ Low, High float64 }{s.SE, s.SE})
+					lo, hi = min(lo, s.Mean-s.SE), max(hi, s.Mean+s.SE)
 				}
 			}
 		}
@@ -134,10 +136,15 @@ func Chart(path string, results []*Result, split string) error {
 	}
 	p.NominalX(tbs...)
 	p.X.Min, p.X.Max = -0.6, float64(len(tbs))+0.9
+	pad := 0.05 * (hi - lo)
+	p.Y.Min, p.Y.Max = lo-pad, hi+pad
 	p.Add(plotter.NewGrid())
 	zero := plotter.NewFunction(func(float64) float64 { return 0 })
 	zero.Color = color.Gray{Y: 128}
-	p.Add(zero)
+	ceiling := plotter.NewFunction(func(float64) float64 { return 1 })
+	ceiling.Color = color.Gray{Y: 128}
+	ceiling.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(zero, ceiling)
 	return p.Save(vg.Length(110+40*len(tbs))*vg.Millimeter, 110*vg.Millimeter, path)
 }
 
