@@ -59,10 +59,7 @@ missing) and writes OUT/baselines.md, OUT/baselines.png and OUT/baselines.svg.`,
 			if !all && (tbName == "" || methods == "") {
 				return usagef("give --testbed and --method, or --all")
 			}
-			var seedList []string
-			for _, s := range splitList(seeds) {
-				seedList = append(seedList, s)
-			}
+			seedList := splitList(seeds)
 			var methodList []string
 			if methods != "" {
 				methodList = splitList(methods)

@@ -1,12 +1,10 @@
 package builtin
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -149,7 +147,7 @@ func buildFashion(ctx context.Context, cache, out string, log *slog.Logger) erro
 		name string
 		rows []fashionRow
 	}{{"train_label.jsonl", weak}, {"train_unlabel.jsonl", pool}, {"test.jsonl", testRows}} {
-		if err := writeRows(filepath.Join(out, f.name), f.rows); err != nil {
+		if err := writeJSONLines(filepath.Join(out, f.name), f.rows); err != nil {
 			return err
 		}
 	}
@@ -181,7 +179,7 @@ func buildFashion(ctx context.Context, cache, out string, log *slog.Logger) erro
 	if err := writeFashionManifest(out, len(weak), len(pool), len(testRows)-len(ood), len(ood)); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(out, "NOTICE"), []byte(fashionNotice), 0o644)
+	return writeNotice(out, fashionNotice)
 }
 
 // readFashionSet reads one IDX image file and its label file.
@@ -293,34 +291,8 @@ func shiftImage(pix []byte, w, h, dx, dy int) []byte {
 	return out
 }
 
-func writeRows(path string, rows []fashionRow) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	for _, r := range rows {
-		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
-}
-
-// fashionManifest is the built testbed.json.
-type fashionManifest struct {
-	Name           string                  `json:"name"`
-	Kind           string                  `json:"kind"`
-	Classes        []string                `json:"classes"`
-	IDSubsets      []string                `json:"id_subsets"`
-	OODSubsets     []string                `json:"ood_subsets"`
-	License        string                  `json:"license"`
-	Source         string                  `json:"source"`
-	Notes          string                  `json:"notes"`
-	Representation features.Representation `json:"representation"`
-	Training       w2s.Training            `json:"training"`
-}
-
 func writeFashionManifest(out string, weak, pool, testID, testOOD int) error {
-	m := fashionManifest{
+	m := manifest{
 		Name:       "fashion",
 		Kind:       "classification",
 		Classes:    fashionClasses,
@@ -352,14 +324,7 @@ func writeFashionManifest(out string, weak, pool, testID, testOOD int) error {
 			Strong: w2s.Config{Model: "linear", Solver: "adam", Epochs: 2, BatchSize: 32, LR: 0.001, Standardize: true},
 		},
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(out, "testbed.json"), buf.Bytes(), 0o644)
+	return writeManifest(out, m)
 }
 
 const fashionNotice = `Fashion-MNIST

@@ -249,7 +249,7 @@ func buildGocode(ctx context.Context, cache, out string, log *slog.Logger) error
 		return err
 	}
 	for name, rs := range map[string][]txRow{"train_label.jsonl": weak, "train_unlabel.jsonl": pool, "test.jsonl": test} {
-		if err := txWriteRows(filepath.Join(out, name), rs); err != nil {
+		if err := writeJSONLines(filepath.Join(out, name), rs); err != nil {
 			return err
 		}
 	}
@@ -258,7 +258,7 @@ func buildGocode(ctx context.Context, cache, out string, log *slog.Logger) error
 		return err
 	}
 	release := strings.SplitN(string(goVersion), "\n", 2)[0]
-	m := txManifest{
+	m := manifest{
 		Name:       "gocode",
 		Kind:       "classification",
 		Classes:    classes,
@@ -295,7 +295,7 @@ func buildGocode(ctx context.Context, cache, out string, log *slog.Logger) error
 			Strong: w2s.Config{Model: "linear", Solver: "adam", Epochs: 3, BatchSize: 32, LR: 0.01},
 		},
 	}
-	if err := txWriteManifest(out, m); err != nil {
+	if err := writeManifest(out, m); err != nil {
 		return err
 	}
 	license, err := os.ReadFile(filepath.Join(modDir, "LICENSE"))
@@ -303,7 +303,7 @@ func buildGocode(ctx context.Context, cache, out string, log *slog.Logger) error
 		return err
 	}
 	notice := fmt.Sprintf(gocodeNotice, release, gocodeSource.Name, gocodeSource.Version) + string(license)
-	return os.WriteFile(filepath.Join(out, "NOTICE"), []byte(notice), 0o644)
+	return writeNotice(out, notice)
 }
 
 const gocodeNotice = `The Go programming language, standard library and compiler

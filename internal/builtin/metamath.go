@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -296,11 +295,11 @@ func buildMetamath(ctx context.Context, cache, out string, log *slog.Logger) err
 		return err
 	}
 	for name, rs := range map[string][]txRow{"train_label.jsonl": weak, "train_unlabel.jsonl": pool, "test.jsonl": test} {
-		if err := txWriteRows(filepath.Join(out, name), rs); err != nil {
+		if err := writeJSONLines(filepath.Join(out, name), rs); err != nil {
 			return err
 		}
 	}
-	m := txManifest{
+	m := manifest{
 		Name:       "metamath",
 		Kind:       "classification",
 		Classes:    metamathClasses,
@@ -339,10 +338,10 @@ func buildMetamath(ctx context.Context, cache, out string, log *slog.Logger) err
 			Strong: w2s.Config{Model: "linear", Solver: "adam", Epochs: 1, BatchSize: 32, LR: 0.01},
 		},
 	}
-	if err := txWriteManifest(out, m); err != nil {
+	if err := writeManifest(out, m); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(out, "NOTICE"), []byte(metamathNotice), 0o644)
+	return writeNotice(out, metamathNotice)
 }
 
 // txDedupe keeps the first row of each text, in order, and drops every row
@@ -496,43 +495,6 @@ func txTopTokens(rows []txRow, tok features.Tokenizer, n int) []string {
 		toks = toks[:n]
 	}
 	return toks
-}
-
-func txWriteRows(path string, rows []txRow) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	for _, r := range rows {
-		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
-}
-
-// txManifest is a built classification testbed's testbed.json.
-type txManifest struct {
-	Name           string                  `json:"name"`
-	Kind           string                  `json:"kind"`
-	Classes        []string                `json:"classes"`
-	IDSubsets      []string                `json:"id_subsets"`
-	OODSubsets     []string                `json:"ood_subsets"`
-	License        string                  `json:"license"`
-	Source         string                  `json:"source"`
-	Notes          string                  `json:"notes"`
-	Representation features.Representation `json:"representation"`
-	Training       w2s.Training            `json:"training"`
-}
-
-func txWriteManifest(out string, m txManifest) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m); err != nil {
-		return fmt.Errorf("write testbed.json: %w", err)
-	}
-	return os.WriteFile(filepath.Join(out, "testbed.json"), buf.Bytes(), 0o644)
 }
 
 const metamathNotice = `Metamath databases set.mm and iset.mm

@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -392,22 +391,6 @@ func toReviewRows(rs []review) []reviewRow {
 	return out
 }
 
-// writeJSONLines writes one JSON object per line (HTML characters kept).
-func writeJSONLines[T any](path string, rows []T) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	for i, r := range rows {
-		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("write %s: row %d: %w", path, i+1, err)
-		}
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("write rows: %w", err)
-	}
-	return nil
-}
-
 // topWords returns the n words in the most texts (ties by word), as the
 // tokenizer "words" splits them.
 func topWords(texts []string, n int) []string {
@@ -599,34 +582,6 @@ func textFeatures(ctx context.Context, cache, out string, weakTexts, poolTexts, 
 	return rep, len(vocab), nil
 }
 
-// textManifest is the built testbed.json of reviews and pairs.
-type textManifest struct {
-	Name           string                  `json:"name"`
-	Kind           string                  `json:"kind"`
-	Classes        []string                `json:"classes"`
-	IDSubsets      []string                `json:"id_subsets"`
-	OODSubsets     []string                `json:"ood_subsets,omitempty"`
-	License        string                  `json:"license"`
-	Source         string                  `json:"source"`
-	Notes          string                  `json:"notes"`
-	Representation features.Representation `json:"representation"`
-	Training       w2s.Training            `json:"training"`
-}
-
-func writeTextManifest(out string, m textManifest) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m); err != nil {
-		return fmt.Errorf("write testbed.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(out, "testbed.json"), buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("write testbed.json: %w", err)
-	}
-	return nil
-}
-
 // fineFoodsSource describes the reviews' provenance for testbed.json.
 var fineFoodsSource = fmt.Sprintf("Amazon Fine Food reviews (SNAP, McAuley & Leskovec 2013): object small_fine_foods of Debian package %s %s; "+
 	"GloVe 6B 100-d vectors (Pennington et al. 2014) from npm %s@%s",
@@ -672,7 +627,7 @@ func buildReviews(ctx context.Context, cache, out string, log *slog.Logger) erro
 	for i, s := range uciSets {
 		oodSubsets[i] = "uci_" + s
 	}
-	m := textManifest{
+	m := manifest{
 		Name:       "reviews",
 		Kind:       "classification",
 		Classes:    []string{"other", "great"},
@@ -695,7 +650,7 @@ func buildReviews(ctx context.Context, cache, out string, log *slog.Logger) erro
 			Strong: w2s.Config{Model: "linear", Solver: "lbfgs", C: reviewsStrongC},
 		},
 	}
-	if err := writeTextManifest(out, m); err != nil {
+	if err := writeManifest(out, m); err != nil {
 		return err
 	}
 	return writeNotice(out, reviewsNotice)
@@ -752,7 +707,7 @@ func buildPairs(ctx context.Context, cache, out string, log *slog.Logger) error 
 	}
 	rep.Pair = "diff"
 	rep.WeakLogitBias = []float64{0.5, 0}
-	m := textManifest{
+	m := manifest{
 		Name:      "pairs",
 		Kind:      "comparison",
 		Classes:   []string{"A", "B"},
@@ -774,17 +729,10 @@ func buildPairs(ctx context.Context, cache, out string, log *slog.Logger) error 
 			Strong: w2s.Config{Model: "linear", Solver: "lbfgs", C: pairsStrongC},
 		},
 	}
-	if err := writeTextManifest(out, m); err != nil {
+	if err := writeManifest(out, m); err != nil {
 		return err
 	}
 	return writeNotice(out, pairsNotice)
-}
-
-func writeNotice(out, text string) error {
-	if err := os.WriteFile(filepath.Join(out, "NOTICE"), []byte(text), 0o644); err != nil {
-		return fmt.Errorf("write NOTICE: %w", err)
-	}
-	return nil
 }
 
 const fineFoodsNotice = `Amazon Fine Food reviews
