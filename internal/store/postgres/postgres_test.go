@@ -96,6 +96,7 @@ func TestContract(t *testing.T) {
 			l.Close()
 			return open(t, u)
 		},
+		Another: func(t *testing.T, l store.Ledger) store.Ledger { return open(t, urls[l]) },
 		Exec: func(t *testing.T, l store.Ledger, query string, args ...any) {
 			if err := l.(*DB).Exec(context.Background(), dollars(query), args...); err != nil {
 				t.Fatal(err)

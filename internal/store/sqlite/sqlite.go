@@ -29,9 +29,8 @@ type DB struct {
 	write  *sql.DB
 	read   *sql.DB
 	now    func() time.Time
-	mu     sync.Mutex   // serialises appends; guards head
-	head   *store.Event // guarded by mu
-	closed bool         // guarded by mu
+	mu     sync.Mutex // serialises appends in this process
+	closed bool       // guarded by mu
 }
 
 var _ store.Ledger = (*DB)(nil)
@@ -39,7 +38,10 @@ var _ store.Ledger = (*DB)(nil)
 // Open opens (creating and migrating) the ledger at path.
 func Open(ctx context.Context, path string) (*DB, error) {
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
-	w, err := sql.Open("sqlite", dsn)
+	// Writes take the database lock at BEGIN, so the head read inside an
+	// append is the head the append extends, even with another process
+	// (an admin command) writing too.
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
@@ -51,10 +53,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db := &DB{path: path, write: w, read: r, now: time.Now}
 	if err := db.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := db.loadHead(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -73,20 +71,6 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("ledger migrations: %w", err)
 	}
-	return nil
-}
-
-func (db *DB) loadHead(ctx context.Context) error {
-	row := db.write.QueryRowContext(ctx, `SELECT seq, at, kind, actor, campaign, body, prev, hash FROM ledger ORDER BY seq DESC LIMIT 1`)
-	e, err := scanEvent(row.Scan)
-	if errors.Is(err, sql.ErrNoRows) {
-		db.head = nil
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ledger head: %w", err)
-	}
-	db.head = &e
 	return nil
 }
 
@@ -114,15 +98,23 @@ func (db *DB) Append(ctx context.Context, in ...store.Input) ([]store.Event, err
 	if db.closed {
 		return nil, errors.New("ledger is closed")
 	}
-	evs, err := store.Seal(db.head, db.now(), in)
-	if err != nil {
-		return nil, err
-	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ledger append: %w", err)
 	}
 	defer tx.Rollback()
+	var head *store.Event
+	e, err := scanEvent(tx.QueryRowContext(ctx, `SELECT seq, at, kind, actor, campaign, body, prev, hash FROM ledger ORDER BY seq DESC LIMIT 1`).Scan)
+	switch {
+	case err == nil:
+		head = &e
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("ledger append: %w", err)
+	}
+	evs, err := store.Seal(head, db.now(), in)
+	if err != nil {
+		return nil, err
+	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO ledger (seq, at, kind, actor, campaign, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("ledger append: %w", err)
@@ -136,21 +128,19 @@ func (db *DB) Append(ctx context.Context, in ...store.Input) ([]store.Event, err
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("ledger append: %w", err)
 	}
-	if len(evs) > 0 {
-		last := evs[len(evs)-1]
-		db.head = &last
-	}
 	return evs, nil
 }
 
 // Head implements store.Ledger.
 func (db *DB) Head(ctx context.Context) (store.Event, error) {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.head == nil {
+	e, err := scanEvent(db.read.QueryRowContext(ctx, `SELECT seq, at, kind, actor, campaign, body, prev, hash FROM ledger ORDER BY seq DESC LIMIT 1`).Scan)
+	if errors.Is(err, sql.ErrNoRows) {
 		return store.Event{}, store.ErrEmpty
 	}
-	return *db.head, nil
+	if err != nil {
+		return store.Event{}, fmt.Errorf("ledger head: %w", err)
+	}
+	return e, nil
 }
 
 // Scan implements store.Ledger.

@@ -35,6 +35,14 @@ func TestContract(t *testing.T) {
 			paths[db] = path
 			return db
 		},
+		Another: func(t *testing.T, l store.Ledger) store.Ledger {
+			db, err := Open(context.Background(), paths[l])
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		},
 		Exec: func(t *testing.T, l store.Ledger, query string, args ...any) {
 			if err := l.(*DB).Exec(context.Background(), query, args...); err != nil {
 				t.Fatal(err)

@@ -22,6 +22,9 @@ type Harness struct {
 	// same one again.
 	Open   func(t *testing.T) store.Ledger
 	Reopen func(t *testing.T, l store.Ledger) store.Ledger
+	// Another opens a second handle on l's ledger, as a second process
+	// (an admin command beside the lab) would.
+	Another func(t *testing.T, l store.Ledger) store.Ledger
 	// Exec runs one statement on the backend, for damaging a ledger; the
 	// statement uses '?' placeholders (backends translate them).
 	Exec func(t *testing.T, l store.Ledger, query string, args ...any)
@@ -33,6 +36,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("AppendChains", func(t *testing.T) { testAppend(t, h) })
 	t.Run("ConcurrentAppends", func(t *testing.T) { testConcurrent(t, h) })
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, h) })
+	t.Run("TwoHandles", func(t *testing.T) { testTwoHandles(t, h) })
 	t.Run("TamperDetected", func(t *testing.T) { testTamper(t, h) })
 }
 
@@ -164,6 +168,35 @@ func testReopen(t *testing.T, h Harness) {
 	next, err := l.Append(ctx, in("token.revoked", map[string]string{"researcher": "r1"}))
 	if err != nil || next[0].Seq != 2 || !bytes.Equal(next[0].Prev, first[0].Hash) {
 		t.Fatalf("append after reopen: %+v %v", next, err)
+	}
+}
+
+func testTwoHandles(t *testing.T, h Harness) {
+	ctx := context.Background()
+	a := h.Open(t)
+	b := h.Another(t, a)
+	var wg sync.WaitGroup
+	for _, l := range []store.Ledger{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				if _, err := l.Append(ctx, in("score", map[string]int{"i": i})); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range []store.Ledger{a, b} {
+		head, err := l.Head(ctx)
+		if err != nil || head.Seq != 100 {
+			t.Fatalf("head %+v %v, want entry 100", head, err)
+		}
+		if r, err := store.Verify(ctx, l, nil, nil); err != nil || !r.OK {
+			t.Fatalf("two writers forked the chain: %+v %v", r, err)
+		}
 	}
 }
 
