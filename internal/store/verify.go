@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -157,4 +158,11 @@ func ReadCheckpointFile(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	return &c, nil
+}
+
+// Secret is key material derived from the signing key for the lab's other
+// keyed functions (feedback dither); it never leaves the lab.
+func (s *Signer) Secret() []byte {
+	h := sha256.Sum256(append([]byte("aar-lab-secret\x00"), s.key.Seed()...))
+	return h[:]
 }

@@ -1,0 +1,279 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Route is one entry of the lab's single route table: method, path,
+// required role, handler and a line for the OpenAPI document.
+type Route struct {
+	Method  string
+	Path    string
+	Role    string
+	Summary string
+	Handle  func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error)
+}
+
+// Routes is the lab's API, sorted by path then method.
+func (l *Lab) Routes() []Route {
+	rs := []Route{
+		{"GET", "/healthz", RolePublic, "liveness", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+			return map[string]string{"status": "ok"}, nil
+		}},
+		{"GET", "/v1/openapi.json", RolePublic, "this API's OpenAPI document", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+			return l.OpenAPI(), nil
+		}},
+		{"POST", "/v1/submissions", RoleResearcher, "submit predictions (one or several seeds); Idempotency-Key makes retries safe", l.handleSubmit},
+		{"POST", "/v1/validate", RoleResearcher, "check predictions (format, ids, classes) without scoring or counting them", l.handleValidate},
+		{"GET", "/v1/submissions/{id}", RoleResearcher, "one submission (researchers: their own, as released)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			return l.GetSubmission(id, r.PathValue("id"))
+		}},
+		{"GET", "/v1/leaderboard", RoleResearcher, "best released PGR per researcher (admins: ?campaign=ID, with holdout, sealed and flags)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			return l.Leaderboard(id, r.URL.Query().Get("campaign"))
+		}},
+		{"POST", "/v1/campaigns", RoleAdmin, "create a campaign {id, testbed, policy, quota}", l.handleCampaign},
+		{"POST", "/v1/tokens", RoleAdmin, "create a researcher token {researcher, campaign}", l.handleToken},
+		{"DELETE", "/v1/tokens/{hash}", RoleAdmin, "revoke a token (by its SHA-256 or itself)", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+			return map[string]bool{"revoked": true}, l.RevokeToken(r.Context(), r.PathValue("hash"))
+		}},
+		{"POST", "/v1/reviews", RoleAdmin, "clear or disqualify a flagged submission {submission, decision, note}", l.handleReview},
+		{"GET", "/v1/ledger/head", RoleAdmin, "the ledger head", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+			return map[string]string{"head": l.Head(r.Context())}, nil
+		}},
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		if rs[i].Path != rs[j].Path {
+			return rs[i].Path < rs[j].Path
+		}
+		return rs[i].Method < rs[j].Method
+	})
+	return rs
+}
+
+// Handler returns the lab's HTTP handler.
+func (l *Lab) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range l.Routes() {
+		mux.HandleFunc(rt.Method+" "+rt.Path, l.wrap(rt))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		l.writeError(w, r, publicErr(404, "not_found", fmt.Sprintf("no route %s %s (see /v1/openapi.json)", r.Method, r.URL.Path)))
+	})
+	return mux
+}
+
+func (l *Lab) wrap(rt Route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var id *Identity
+		if rt.Role != RolePublic {
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			id = l.Authenticate(strings.TrimSpace(tok))
+			if !ok || id == nil {
+				l.writeError(w, r, publicErr(401, "unauthorized", "missing, unknown or revoked token: send Authorization: Bearer <token>"))
+				return
+			}
+			if rt.Role == RoleAdmin && id.Role != RoleAdmin {
+				l.writeError(w, r, publicErr(403, "forbidden", "this route needs an admin token"))
+				return
+			}
+		}
+		if r.Method == http.MethodPost {
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				l.writeError(w, r, publicErr(415, "unsupported_media_type", "send Content-Type: application/json"))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, l.cfg.MaxBody)
+		}
+		v, err := rt.Handle(w, r, id)
+		if err != nil {
+			l.writeError(w, r, err)
+			return
+		}
+		status := http.StatusOK
+		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens") {
+			status = http.StatusCreated
+			if sr, ok := v.(*SubmitResponse); ok && sr.Replayed {
+				status = http.StatusOK
+			}
+		}
+		l.writeJSON(w, r, status, v)
+		l.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "took", time.Since(start))
+	}
+}
+
+func (l *Lab) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if h := l.Head(r.Context()); h != "" {
+		w.Header().Set("X-Aar-Ledger-Head", h)
+	}
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func (l *Lab) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	pe := asPublic(err)
+	if pe.Status >= 500 {
+		l.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if pe.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(pe.RetryAfter))
+	}
+	l.writeJSON(w, r, pe.Status, map[string]any{"error": map[string]string{"code": pe.Code, "message": pe.Message}})
+}
+
+// decode reads a JSON body into v, mapping size and syntax problems to
+// public errors.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return publicErr(413, "body_too_large", fmt.Sprintf("the body is over the %d-byte limit", mbe.Limit))
+		case errors.Is(err, io.EOF):
+			return publicErr(400, "invalid_json", "empty body: send a JSON object")
+		default:
+			return publicErr(400, "invalid_json", "the body is not the expected JSON object: "+err.Error())
+		}
+	}
+	return nil
+}
+
+func (l *Lab) handleSubmit(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+	var req SubmitRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return l.Submit(r.Context(), id, &req, r.Header.Get("Idempotency-Key"))
+}
+
+func (l *Lab) handleValidate(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+	var req SubmitRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return l.Validate(r.Context(), id, &req)
+}
+
+func (l *Lab) handleCampaign(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+	var c Campaign
+	if err := decode(r, &c); err != nil {
+		return nil, err
+	}
+	return l.CreateCampaign(r.Context(), c)
+}
+
+func (l *Lab) handleToken(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+	var req struct {
+		Researcher string `json:"researcher"`
+		Campaign   string `json:"campaign"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	tok, err := l.CreateToken(r.Context(), req.Researcher, req.Campaign)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"token": tok, "researcher": req.Researcher, "campaign": req.Campaign}, nil
+}
+
+func (l *Lab) handleReview(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+	var req struct {
+		Submission string `json:"submission"`
+		Decision   string `json:"decision"`
+		Note       string `json:"note"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := l.Review(r.Context(), req.Submission, req.Decision, req.Note); err != nil {
+		return nil, err
+	}
+	return map[string]string{"submission": req.Submission, "review": req.Decision}, nil
+}
+
+// OpenAPI describes the routes (OpenAPI 3.1).
+func (l *Lab) OpenAPI() map[string]any {
+	paths := map[string]map[string]any{}
+	for _, rt := range l.Routes() {
+		if paths[rt.Path] == nil {
+			paths[rt.Path] = map[string]any{}
+		}
+		op := map[string]any{"summary": rt.Summary, "x-aar-role": rt.Role,
+			"responses": map[string]any{"default": map[string]any{"description": "JSON; errors are {error: {code, message}}"}}}
+		if rt.Role != RolePublic {
+			op["security"] = []map[string][]string{{"bearer": {}}}
+		}
+		paths[rt.Path][strings.ToLower(rt.Method)] = op
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info":    map[string]string{"title": "aar lab API", "version": "v1"},
+		"paths":   paths,
+		"components": map[string]any{"securitySchemes": map[string]any{
+			"bearer": map[string]string{"type": "http", "scheme": "bearer"}}},
+	}
+}
+
+// Serve serves the API on a TCP address and, when socket is set, on a Unix
+// socket (for sandboxes without a network) until ctx ends, then shuts down
+// gracefully and signs a final checkpoint.
+func (l *Lab) Serve(ctx context.Context, addr, socket string, ready func(tcp net.Addr)) error {
+	srv := &http.Server{Handler: l.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(l.log.Handler(), slog.LevelWarn)}
+	var lns []net.Listener
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	lns = append(lns, ln)
+	if socket != "" {
+		os.Remove(socket)
+		uln, err := net.Listen("unix", socket)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", socket, err)
+		}
+		os.Chmod(socket, 0o666)
+		lns = append(lns, uln)
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if cerr := l.Checkpoint(context.Background()); cerr != nil {
+		l.log.Error("final checkpoint", "err", cerr)
+	}
+	return err
+}
