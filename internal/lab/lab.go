@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -59,6 +58,9 @@ type Lab struct {
 	testbeds *testbed.Store
 	signer   *store.Signer
 	detector score.Detector
+
+	headMu   sync.Mutex // guards lastHead
+	lastHead string     // the head after this lab's last append (for headers)
 
 	mu          sync.Mutex                  // guards everything below
 	tokens      map[string]*Identity        // token hash → identity
@@ -99,21 +101,24 @@ type QuotaSpec struct {
 
 // Submission is an accepted submission.
 type Submission struct {
-	ID         string          `json:"id"`
-	Campaign   string          `json:"campaign"`
-	Researcher string          `json:"researcher"`
-	Testbed    string          `json:"testbed"`
-	Seeds      []string        `json:"seeds"`
-	Snapshot   string          `json:"snapshot,omitempty"`
-	Note       string          `json:"note,omitempty"`
-	IdemKey    string          `json:"idempotency_key,omitempty"`
-	PredSHA256 string          `json:"predictions_sha256"`
-	Report     *score.Report   `json:"report"`
-	Feedback   *score.Feedback `json:"feedback"`
-	Flags      []score.Flag    `json:"flags,omitempty"`
-	Review     string          `json:"review,omitempty"` // "", "cleared", "disqualified"
-	At         time.Time       `json:"at"`
-	Seq        int64           `json:"ledger_seq"`
+	ID         string   `json:"id"`
+	Campaign   string   `json:"campaign"`
+	Researcher string   `json:"researcher"`
+	Testbed    string   `json:"testbed"`
+	Seeds      []string `json:"seeds"`
+	Snapshot   string   `json:"snapshot,omitempty"`
+	Note       string   `json:"note,omitempty"`
+	IdemKey    string   `json:"idempotency_key,omitempty"`
+	PredSHA256 string   `json:"predictions_sha256"`
+	// Predictions (in the ledger event only; dropped from memory) are each
+	// seed's class indexes in public test order, one byte each, base64.
+	Predictions json.RawMessage `json:"predictions,omitempty"`
+	Report      *score.Report   `json:"report"`
+	Feedback    *score.Feedback `json:"feedback"`
+	Flags       []score.Flag    `json:"flags,omitempty"`
+	Review      string          `json:"review,omitempty"` // "", "cleared", "disqualified"
+	At          time.Time       `json:"at"`
+	Seq         int64           `json:"ledger_seq"`
 }
 
 // Event kinds.
@@ -194,6 +199,9 @@ func (l *Lab) append(ctx context.Context, in ...store.Input) ([]store.Event, err
 	if err != nil {
 		return nil, err
 	}
+	l.headMu.Lock()
+	l.lastHead = store.HeadString(evs[len(evs)-1])
+	l.headMu.Unlock()
 	l.sinceCheck += len(evs)
 	if l.sinceCheck >= l.cfg.CheckpointEvery {
 		l.sinceCheck = 0
@@ -216,8 +224,15 @@ func (l *Lab) Checkpoint(ctx context.Context) error {
 	return l.ledger.AddCheckpoint(ctx, l.signer.Checkpoint(head, l.cfg.Now()))
 }
 
-// Head is the ledger head as "SEQ:HASH".
+// Head is the ledger head as "SEQ:HASH" (this lab's last append, else read
+// from the ledger).
 func (l *Lab) Head(ctx context.Context) string {
+	l.headMu.Lock()
+	last := l.lastHead
+	l.headMu.Unlock()
+	if last != "" {
+		return last
+	}
 	h, err := l.ledger.Head(ctx)
 	if err != nil {
 		return ""
@@ -271,17 +286,8 @@ func (l *Lab) applyLocked(e store.Event) {
 		var s Submission
 		if json.Unmarshal(e.Body, &s) == nil {
 			s.Seq = e.Seq
-			l.submissions[s.ID] = &s
-			if s.IdemKey != "" {
-				l.idem[s.Researcher+"\x00"+s.IdemKey] = s.ID
-			}
-			if s.Feedback != nil && s.Feedback.Policy == score.PolicyLadder && s.Feedback.Released && len(s.Feedback.Cells) > 0 {
-				l.ladder(s.Campaign, s.Researcher).Best = s.Feedback.Cells[0].Accuracy.Mean
-				l.ladder(s.Campaign, s.Researcher).Set = true
-			}
-			if c := l.campaigns[s.Campaign]; c != nil && l.replaying && l.cfg.Now().Sub(s.At) < time.Hour {
-				l.quota(c).Allow(s.Campaign, s.Researcher, s.At)
-			}
+			s.Predictions = nil
+			l.acceptLocked(&s)
 		}
 	case evReview:
 		var b struct {
@@ -291,6 +297,21 @@ func (l *Lab) applyLocked(e store.Event) {
 		if json.Unmarshal(e.Body, &b) == nil && l.submissions[b.Submission] != nil {
 			l.submissions[b.Submission].Review = b.Decision
 		}
+	}
+}
+
+// acceptLocked indexes an accepted submission (live or replayed).
+func (l *Lab) acceptLocked(s *Submission) {
+	l.submissions[s.ID] = s
+	if s.IdemKey != "" {
+		l.idem[s.Researcher+"\x00"+s.IdemKey] = s.ID
+	}
+	if s.Feedback != nil && s.Feedback.Policy == score.PolicyLadder && s.Feedback.Released && len(s.Feedback.Cells) > 0 {
+		l.ladder(s.Campaign, s.Researcher).Best = s.Feedback.Cells[0].Accuracy.Mean
+		l.ladder(s.Campaign, s.Researcher).Set = true
+	}
+	if c := l.campaigns[s.Campaign]; c != nil && l.replaying && l.cfg.Now().Sub(s.At) < time.Hour {
+		l.quota(c).Allow(s.Campaign, s.Researcher, s.At)
 	}
 }
 
@@ -426,34 +447,4 @@ func (l *Lab) ditherer(campaign string) score.Ditherer {
 	h.Write(l.signer.Secret())
 	h.Write([]byte("dither\x00" + campaign))
 	return score.Ditherer{Secret: h.Sum(nil)}
-}
-
-// savePredictions stores a submission's predictions (content-addressed by
-// their hash) under the data directory.
-func (l *Lab) savePredictions(sum string, b []byte) error {
-	dir := filepath.Join(l.cfg.DataDir, "submissions")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, sum+".json")
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

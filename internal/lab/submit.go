@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -65,14 +66,17 @@ func parseSeeds(tb *testbed.Testbed, req *SubmitRequest) ([]score.Predictions, [
 	}
 	sort.Strings(names)
 	var out []score.Predictions
-	canon := map[string]map[string]int{}
+	// Canonical form: each seed's class indexes in public test order, one
+	// byte each (testbeds have at most 256 classes), base64.
+	canon := map[string]string{}
+	public := tb.PublicTest()
 	for _, n := range names {
 		raw := bytes.TrimSpace(seeds[n])
 		body := raw
 		// An array of objects becomes JSONL for the parser.
-		if bytes.HasPrefix(raw, []byte("[")) {
+		if inner := bytes.TrimSpace(bytes.TrimPrefix(raw, []byte("["))); bytes.HasPrefix(raw, []byte("[")) && bytes.HasPrefix(inner, []byte("{")) {
 			var objs []json.RawMessage
-			if json.Unmarshal(raw, &objs) == nil && len(objs) > 0 && bytes.HasPrefix(bytes.TrimSpace(objs[0]), []byte("{")) {
+			if json.Unmarshal(raw, &objs) == nil {
 				parts := make([][]byte, len(objs))
 				for i, o := range objs {
 					parts[i] = o
@@ -85,7 +89,11 @@ func parseSeeds(tb *testbed.Testbed, req *SubmitRequest) ([]score.Predictions, [
 			return nil, nil, err
 		}
 		out = append(out, p)
-		canon[n] = p.Labels
+		row := make([]byte, len(public))
+		for i, r := range public {
+			row[i] = byte(p.Labels[r.ID])
+		}
+		canon[n] = base64.StdEncoding.EncodeToString(row)
 	}
 	b, _ := json.Marshal(canon)
 	return out, b, nil
@@ -196,20 +204,18 @@ func (l *Lab) Submit(ctx context.Context, id *Identity, req *SubmitRequest, idem
 	}
 	sum := sha256.Sum256(canon)
 	predSum := hex.EncodeToString(sum[:])
-	if err := l.savePredictions(predSum, canon); err != nil {
-		return nil, err
-	}
 	subID := newSubmissionID(now)
 	flags := l.detector.Check(tb, c.ID, id.Researcher, subID, preds[0])
 	s := &Submission{ID: subID, Campaign: c.ID, Researcher: id.Researcher, Testbed: c.Testbed, Snapshot: req.Snapshot,
-		Note: req.Note, IdemKey: idemKey, PredSHA256: predSum, Report: rep, Feedback: fb, Flags: flags, At: now}
+		Note: req.Note, IdemKey: idemKey, PredSHA256: predSum, Predictions: canon, Report: rep, Feedback: fb, Flags: flags, At: now}
 	for _, p := range preds {
 		s.Seeds = append(s.Seeds, p.Seed)
 	}
 	l.mu.Lock()
 	evs, err := l.append(ctx, store.Input{Kind: evAccepted, Actor: id.Researcher, Campaign: c.ID, Body: s})
 	if err == nil {
-		l.applyLocked(evs[0])
+		s.Seq, s.Predictions = evs[0].Seq, nil
+		l.acceptLocked(s)
 	}
 	l.mu.Unlock()
 	if err != nil {

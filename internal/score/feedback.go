@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -205,7 +206,7 @@ func AnchorFeedback(tb *testbed.Testbed, seeds []Predictions) (*Feedback, error)
 		return nil, fmt.Errorf("feedback: no predictions")
 	}
 	p := seeds[0]
-	rows := tb.PublicTest()
+	rows := slices.Clone(tb.PublicTest())
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Line < rows[j].Line })
 	res := &AnchorResult{Total: len(rows), PredDistribution: map[string]int{}, LabelDistribution: map[string]int{}}
 	for _, r := range rows {

@@ -38,7 +38,10 @@ type Flag struct {
 // teacher-free trivial strategy. Safe for concurrent use.
 type Detector struct {
 	// Window is how many recent submissions per campaign are kept (default
-	// 512); Bands × BandRows shape the index (default 32 × 8 rows).
+	// 512); Bands × BandRows shape the index (default 32 × 24 rows: a
+	// near-duplicate shares a band with its original with probability
+	// 1 − (1 − 0.995^24)^32 ≈ 1, two unrelated binary submissions almost
+	// never do).
 	Window, Bands, BandRows int
 
 	mu        sync.Mutex
@@ -66,7 +69,7 @@ func (d *Detector) defaults() {
 		d.Bands = 32
 	}
 	if d.BandRows <= 0 {
-		d.BandRows = 8
+		d.BandRows = 24
 	}
 }
 
@@ -101,7 +104,7 @@ func (d *Detector) Check(tb *testbed.Testbed, campaign, researcher, id string, p
 	}
 	e := &probeEntry{id: id, researcher: researcher, preds: preds, keys: ci.bandKeys(preds)}
 	limit := NearDuplicateRows(len(preds))
-	best, bestDiff := (*probeEntry)(nil), len(preds)+1
+	best, bestDiff := (*probeEntry)(nil), limit+1
 	seen := map[*probeEntry]bool{}
 	for _, k := range e.keys {
 		for _, c := range ci.bands[k] {

@@ -120,17 +120,9 @@ func Score(tb *testbed.Testbed, seeds []Predictions, splits []string) (*Report, 
 
 // coverage returns the splits every seed covers whole, or a CoverageError.
 func coverage(tb *testbed.Testbed, seeds []Predictions) ([]string, error) {
-	units := map[string][]string{} // unit → ids
-	for _, r := range tb.Test {
-		u := "public"
-		if tb.Splits[r.ID] == testbed.SplitSealed {
-			u = "sealed"
-		}
-		units[u] = append(units[u], r.ID)
-	}
 	var covered []string
 	for _, unit := range []string{"public", "sealed"} {
-		ids := units[unit]
+		ids := tb.TestIDsByUnit(unit)
 		if len(ids) == 0 {
 			continue
 		}

@@ -22,15 +22,11 @@ func (m *Manifest) InCell(rowSplit, subset, split, group string) bool {
 	return rowSplit == split && (group == GroupOverall || m.GroupOf(subset) == group)
 }
 
-// CellRows returns the test rows of one cell.
+// CellRows returns the test rows of one cell, in file order (shared: do not
+// modify).
 func (tb *Testbed) CellRows(split, group string) []Row {
-	var out []Row
-	for _, r := range tb.Test {
-		if tb.Manifest.InCell(tb.Splits[r.ID], r.Subset, split, group) {
-			out = append(out, r)
-		}
-	}
-	return out
+	tb.computeViews()
+	return tb.views.cells[split+"/"+group]
 }
 
 type baselineInputs struct {

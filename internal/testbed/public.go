@@ -67,14 +67,49 @@ func (m *Manifest) PredictionEncoding() string {
 
 // PublicTest returns the test rows a researcher sees (feedback and holdout,
 // never sealed) in public order: sorted by a keyed hash of the id, so the
-// order reveals nothing of the source file's order.
+// order reveals nothing of the source file's order. The slice is shared:
+// do not modify it.
 func (tb *Testbed) PublicTest() []Row {
-	return tb.publicOrder(tb.Test)
+	tb.computeViews()
+	return tb.views.publicTest
 }
 
-// PublicPool returns the unsealed pool rows in public order.
+// TestIDsByUnit returns the test row ids a submission covers whole or not
+// at all: "public" (feedback and holdout) and "sealed" (shared: do not
+// modify).
+func (tb *Testbed) TestIDsByUnit(unit string) []string {
+	tb.computeViews()
+	return tb.views.units[unit]
+}
+
+// PublicPool returns the unsealed pool rows in public order (shared: do not
+// modify).
 func (tb *Testbed) PublicPool() []Row {
-	return tb.publicOrder(tb.Pool)
+	tb.computeViews()
+	return tb.views.publicPool
+}
+
+func (tb *Testbed) computeViews() {
+	tb.views.once.Do(func() {
+		tb.views.publicTest = tb.publicOrder(tb.Test)
+		tb.views.publicPool = tb.publicOrder(tb.Pool)
+		tb.views.cells = map[string][]Row{}
+		tb.views.units = map[string][]string{}
+		for _, r := range tb.Test {
+			u := "public"
+			if tb.Splits[r.ID] == SplitSealed {
+				u = SplitSealed
+			}
+			tb.views.units[u] = append(tb.views.units[u], r.ID)
+		}
+		for _, r := range tb.Test {
+			split := tb.Splits[r.ID]
+			for _, g := range []string{GroupOverall, tb.Manifest.GroupOf(r.Subset)} {
+				k := split + "/" + g
+				tb.views.cells[k] = append(tb.views.cells[k], r)
+			}
+		}
+	})
 }
 
 func (tb *Testbed) publicOrder(rows []Row) []Row {

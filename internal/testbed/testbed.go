@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aar-lab/aar/internal/jsonl"
@@ -32,7 +33,20 @@ type Testbed struct {
 	WeakPred []SeedPredictions // weak model's per-row test predictions, per seed
 	CeilPred []SeedPredictions // ceiling's per-row test predictions, per seed
 
-	dir string
+	dir   string
+	views views // derived row lists, computed once
+}
+
+// views caches the row lists derived from a loaded testbed (public orders,
+// cells). A Testbed is not changed after Load or Import, so they are
+// computed once, safely from several goroutines. The slices are shared:
+// callers must not modify them.
+type views struct {
+	once       sync.Once
+	publicTest []Row
+	publicPool []Row
+	cells      map[string][]Row
+	units      map[string][]string
 }
 
 // Dir is the testbed's directory in the private store.
