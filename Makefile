@@ -5,7 +5,7 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build demo demo-study test lint fuzz bench bench-lr testbeds-check clean
+.PHONY: build demo demo-study test lint fuzz bench bench-lab bench-lr testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
@@ -54,6 +54,12 @@ fuzz:
 bench:
 	GOMAXPROCS=1 $(GO) test ./internal/baseline -run '^$$' -bench BenchmarkExperiment -benchtime 3x
 	$(GO) test ./internal/score -run '^$$' -bench . -benchmem
+
+# The lab's submission throughput on loopback (SQLite; PostgreSQL too when
+# AAR_TEST_POSTGRES names a server) and per-submission scoring.
+bench-lab:
+	$(GO) test ./internal/lab -run '^$$' -bench BenchmarkSubmissions -benchtime 4000x
+	$(GO) test ./internal/score -run '^$$' -bench BenchmarkScoreSubmission -benchmem
 
 # aar's L-BFGS logistic regression side by side with scikit-learn's (Debian
 # python3-sklearn, a benchmark reference only) on an installed testbed.

@@ -28,8 +28,10 @@ const MaxSeeds = 16
 type SubmitRequest struct {
 	Seeds       map[string]json.RawMessage `json:"seeds"`
 	Predictions json.RawMessage            `json:"predictions,omitempty"`
-	Snapshot    string                     `json:"snapshot,omitempty"`
-	Note        string                     `json:"note,omitempty"`
+	// Testbed, when given, must be the campaign's.
+	Testbed  string `json:"testbed,omitempty"`
+	Snapshot string `json:"snapshot,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // SubmitResponse is what a researcher gets back.
@@ -44,6 +46,9 @@ type SubmitResponse struct {
 
 // parseSeeds validates every seed's predictions against the testbed.
 func parseSeeds(tb *testbed.Testbed, req *SubmitRequest) ([]score.Predictions, []byte, error) {
+	if req.Testbed != "" && req.Testbed != tb.Manifest.Name {
+		return nil, nil, publicErr(400, "wrong_testbed", fmt.Sprintf("this campaign scores testbed %q, not %q", tb.Manifest.Name, req.Testbed))
+	}
 	seeds := req.Seeds
 	if len(req.Predictions) > 0 {
 		if len(seeds) > 0 {

@@ -90,3 +90,32 @@ func BenchmarkParsePredictions(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScoreSubmission is the lab's per-submission scoring work for one
+// seed of a 10,000-row test set: parse the predictions array (public
+// order), check coverage, score every cell.
+func BenchmarkScoreSubmission(b *testing.B) {
+	tb := bigTestbed(b, 10000)
+	pub := tb.PublicTest()
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for i := range pub {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprint(&sb, i%2)
+	}
+	sb.WriteByte(']')
+	in := sb.String()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := ParsePredictions("p", "s", strings.NewReader(in), tb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Score(tb, []Predictions{p}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
