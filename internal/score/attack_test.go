@@ -278,6 +278,7 @@ func TestLabelExtractionAttacks(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("the single flipper is first flagged on query %d (0-based)", first)
 	if first < 0 || first > 2 {
 		t.Errorf("the single flipper was first flagged at query %d, want by the third (index 2)", first)
 	}
