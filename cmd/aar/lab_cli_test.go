@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aar-lab/aar/internal/jsonl"
+	"github.com/aar-lab/aar/internal/lab"
+	"github.com/aar-lab/aar/internal/store/sqlite"
+)
+
+// TestLabCLI drives a lab served in-process (TCP and Unix socket) with the
+// admin and researcher commands: campaign, token, submit, revoke.
+func TestLabCLI(t *testing.T) {
+	data := t.TempDir()
+	if code, _, errs := aar(t, data, "testbed", "import", filepath.Join(fixture, "labeled_data", "chat"), "--name", "chat", "--cache", filepath.Join(fixture, "cache_results")); code != 0 {
+		t.Fatal(errs)
+	}
+	view := filepath.Join(t.TempDir(), "view")
+	if code, _, errs := aar(t, data, "testbed", "public", "chat", view); code != 0 {
+		t.Fatal(errs)
+	}
+	db, err := sqlite.Open(context.Background(), filepath.Join(data, "lab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, admin, err := lab.New(context.Background(), lab.Config{DataDir: data, Ledger: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sock := filepath.Join(t.TempDir(), "lab.sock")
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(ctx, "127.0.0.1:0", sock, func(a net.Addr) { addrc <- a }) }()
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lab did not start")
+	}
+	t.Cleanup(func() { cancel(); <-done })
+
+	t.Setenv("AAR_LAB", "http://"+addr.String())
+	t.Setenv("AAR_TOKEN", admin)
+	if code, out, errs := aar(t, data, "lab", "campaign", "create", "--id", "c1", "--testbed", "chat"); code != 0 || !strings.Contains(out, `"policy": "default"`) {
+		t.Fatalf("campaign create: %d %s %s", code, out, errs)
+	}
+	code, out, errs := aar(t, data, "lab", "token", "create", "--researcher", "alice", "--campaign", "c1")
+	tok := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(tok, "aar_") {
+		t.Fatalf("token create: %d %s %s", code, out, errs)
+	}
+
+	// alice submits two seeds over the Unix socket.
+	lines, _ := jsonl.ReadFile(filepath.Join(view, "test.jsonl"), jsonl.Limits{})
+	dir := t.TempDir()
+	var a, b strings.Builder
+	for i, ln := range lines {
+		fmt.Fprintf(&a, "{\"id\":%s,\"label\":%d}\n", ln.Fields["id"], i%2)
+	}
+	arr := make([]int, len(lines))
+	bb, _ := json.Marshal(arr)
+	b.Write(bb)
+	os.WriteFile(filepath.Join(dir, "42.jsonl"), []byte(a.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "43.json"), []byte(b.String()), 0o644)
+	t.Setenv("AAR_LAB", "unix://"+sock)
+	t.Setenv("AAR_TOKEN", tok)
+	code, out, errs = aar(t, data, "submit", filepath.Join(dir, "42.jsonl"), filepath.Join(dir, "43.json"), "--snapshot", "snap_1")
+	if code != 0 || !strings.Contains(out, `"policy": "default"`) || !strings.Contains(out, `"id": "sub_`) {
+		t.Fatalf("submit: %d %s %s", code, out, errs)
+	}
+	// The same files again: the idempotency key makes it the same submission.
+	code, again, _ := aar(t, data, "submit", filepath.Join(dir, "42.jsonl"), filepath.Join(dir, "43.json"), "--snapshot", "snap_1")
+	if code != 0 || !strings.Contains(again, `"replayed": true`) {
+		t.Fatalf("resubmit: %d %s", code, again)
+	}
+	// Bad predictions: a clear error, exit 1.
+	os.WriteFile(filepath.Join(dir, "bad.json"), []byte("[0,1,2]"), 0o644)
+	if code, _, errs := aar(t, data, "submit", filepath.Join(dir, "bad.json")); code == 0 || !strings.Contains(errs, "invalid_predictions") {
+		t.Fatalf("bad submit: %d %s", code, errs)
+	}
+	// Without the environment: a usage error.
+	t.Setenv("AAR_LAB", "")
+	if code, _, errs := aar(t, data, "submit", filepath.Join(dir, "42.jsonl")); code != exitUsage || !strings.Contains(errs, "AAR_LAB") {
+		t.Fatalf("submit without AAR_LAB: %d %s", code, errs)
+	}
+	// Revoked, alice is refused.
+	t.Setenv("AAR_LAB", "http://"+addr.String())
+	t.Setenv("AAR_TOKEN", admin)
+	if code, _, errs := aar(t, data, "lab", "token", "revoke", tok); code != 0 {
+		t.Fatalf("revoke: %s", errs)
+	}
+	t.Setenv("AAR_TOKEN", tok)
+	if code, _, errs := aar(t, data, "submit", filepath.Join(dir, "42.jsonl")); code == 0 || !strings.Contains(errs, "401") {
+		t.Fatalf("revoked submit: %d %s", code, errs)
+	}
+}
