@@ -71,8 +71,10 @@ the admin token once.`,
 	return c
 }
 
+// openLabLedger opens (creating if needed) the ledger: db is a postgres://
+// URL or a SQLite path; empty means DATA/lab.db.
 func openLabLedger(ctx context.Context, dir, db string) (store.Ledger, error) {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+	if isPostgres(db) {
 		return postgres.Open(ctx, db)
 	}
 	if db == "" {
@@ -156,4 +158,8 @@ func newLabCampaignCmd(g *globals) *cobra.Command {
 	f.IntVar(&camp.Quota.PerCampaignPerHour, "quota-campaign", 0, "submissions per campaign per hour (default 500)")
 	c.AddCommand(create)
 	return c
+}
+
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }

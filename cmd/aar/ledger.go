@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aar-lab/aar/internal/store"
-	"github.com/aar-lab/aar/internal/store/postgres"
-	"github.com/aar-lab/aar/internal/store/sqlite"
 )
 
 func newLedgerCmd(g *globals) *cobra.Command {
@@ -26,23 +23,23 @@ func newLedgerCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// openLedger opens the ledger named by --db, else DATA/lab.db.
+// openLedger opens an existing ledger named by --db, else DATA/lab.db.
 func openLedger(ctx context.Context, g *globals, cmd *cobra.Command) (store.Ledger, error) {
 	db, _ := cmd.Flags().GetString("db")
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return postgres.Open(ctx, db)
+	dir, err := g.dataDir()
+	if err != nil {
+		return nil, err
 	}
-	if db == "" {
-		dir, err := g.dataDir()
-		if err != nil {
-			return nil, err
+	if !isPostgres(db) {
+		path := db
+		if path == "" {
+			path = filepath.Join(dir, "lab.db")
 		}
-		db = filepath.Join(dir, "lab.db")
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("no ledger at %s: start the lab first, or pass --db", path)
+		}
 	}
-	if _, err := os.Stat(db); err != nil {
-		return nil, fmt.Errorf("no ledger at %s: start the lab first, or pass --db", db)
-	}
-	return sqlite.Open(ctx, db)
+	return openLabLedger(ctx, dir, db)
 }
 
 func ledgerKeyPath(g *globals) (string, error) {
