@@ -257,7 +257,7 @@ func trainLBFGS(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, lo
 			// the objective by less than ~1e-9 of its value.
 			Converger: &optimize.FunctionConverge{Relative: 1e-9, Iterations: 1},
 		}
-		res, err := optimize.Minimize(prob, x, settings, &optimize.LBFGS{Store: 20})
+		res, err := optimize.Minimize(prob, x, settings, &optimize.LBFGS{Store: 20, Linesearcher: &optimize.MoreThuente{}})
 		if err != nil && res == nil {
 			return fmt.Errorf("train: lbfgs: %w", err)
 		}
@@ -281,11 +281,12 @@ type lbfgsObjective struct {
 	lambda  float64
 	threads int
 
-	evals int
-	lastX []float64
-	lastF float64
-	lastG []float64
-	ce    float64
+	evals   int
+	scratch [][]float64 // per-thread gradient buffers
+	lastX   []float64
+	lastF   float64
+	lastG   []float64
+	ce      float64
 }
 
 func (o *lbfgsObjective) set(x []float64) {
@@ -320,12 +321,24 @@ func (o *lbfgsObjective) eval(x []float64) {
 		ce float64
 	}
 	parts := make([]part, nt)
+	binary := m.H == 0 && m.K == 2
+	if o.scratch == nil {
+		o.scratch = make([][]float64, nt)
+		for t := range o.scratch {
+			o.scratch[t] = make([]float64, len(x))
+		}
+	}
 	var wg sync.WaitGroup
 	for t := 0; t < nt; t++ {
 		wg.Add(1)
 		go func(t int) {
 			defer wg.Done()
-			g := make([]float64, len(x))
+			g := o.scratch[t]
+			clear(g)
+			if binary {
+				parts[t] = part{g: g, ce: o.binaryPart(t*n/nt, (t+1)*n/nt, g)}
+				return
+			}
 			grads := [][]float64{g[:len(m.W1)], g[len(m.W1):]}
 			p := make([]float64, m.K)
 			dl := make([]float64, m.logits())
@@ -374,6 +387,69 @@ func crossEntropy(p, t []float64) float64 {
 	for k, tk := range t {
 		if tk > 0 {
 			ce -= tk * math.Log(math.Max(p[k], 1e-300))
+		}
+	}
+	return ce
+}
+
+// binaryPart accumulates into g ([W | b]) the gradient of rows lo..hi of a
+// binary linear model and returns their weighted cross-entropy: the same
+// quantities as forward/dlogits/backward, in one tight loop per row.
+func (o *lbfgsObjective) binaryPart(lo, hi int, g []float64) float64 {
+	m := o.m
+	W, inv := m.W1, m.Inv
+	d := len(W)
+	bias := m.B1[0]
+	if m.shift != nil {
+		bias -= m.shift[0]
+	}
+	x := o.x
+	var ce, gb float64
+	for i := lo; i < hi; i++ {
+		a, e := x.Ptr[i], x.Ptr[i+1]
+		idx, val := x.Idx[a:e], x.Val[a:e]
+		z := bias
+		if inv == nil {
+			for k, c := range idx {
+				z += float64(val[k]) * W[c]
+			}
+		} else {
+			for k, c := range idx {
+				z += float64(val[k]) * inv[c] * W[c]
+			}
+		}
+		w := weightOf(o.w, i) / o.wsum
+		if w == 0 {
+			continue
+		}
+		t1 := o.t[i][1]
+		var p1, logp1, logp0 float64
+		if z >= 0 {
+			ez := math.Exp(-z)
+			l := math.Log1p(ez)
+			p1, logp1, logp0 = 1/(1+ez), -l, -z-l
+		} else {
+			ez := math.Exp(z)
+			l := math.Log1p(ez)
+			p1, logp1, logp0 = ez/(1+ez), z-l, -l
+		}
+		ce -= w * (t1*logp1 + (1-t1)*logp0)
+		dl := w * (p1 - t1)
+		gb += dl
+		if inv == nil {
+			for k, c := range idx {
+				g[c] += float64(val[k]) * dl
+			}
+		} else {
+			for k, c := range idx {
+				g[c] += float64(val[k]) * inv[c] * dl
+			}
+		}
+	}
+	g[d] += gb
+	if m.Mu != nil {
+		for c, mu := range m.Mu {
+			g[c] -= mu * inv[c] * gb
 		}
 	}
 	return ce
