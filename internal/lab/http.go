@@ -25,6 +25,16 @@ type Route struct {
 	Role    string
 	Summary string
 	Handle  func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error)
+	// Body is the POST body's media type: "" for application/json, or
+	// "application/gzip" (snapshot archives).
+	Body string
+}
+
+// raw is a non-JSON response body.
+type raw struct {
+	contentType string
+	body        io.Reader
+	closer      io.Closer
 }
 
 // Routes is the lab's API, sorted by path then method.
@@ -32,27 +42,50 @@ func (l *Lab) Routes() []Route {
 	rs := []Route{
 		{"GET", "/healthz", RolePublic, "liveness", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return map[string]string{"status": "ok"}, nil
-		}},
+		}, ""},
 		{"GET", "/v1/openapi.json", RolePublic, "this API's OpenAPI document", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return l.OpenAPI(), nil
-		}},
-		{"POST", "/v1/submissions", RoleResearcher, "submit predictions (one or several seeds); Idempotency-Key makes retries safe", l.handleSubmit},
-		{"POST", "/v1/validate", RoleResearcher, "check predictions (format, ids, classes) without scoring or counting them", l.handleValidate},
+		}, ""},
+		{"POST", "/v1/submissions", RoleResearcher, "submit predictions (one or several seeds); Idempotency-Key makes retries safe", l.handleSubmit, ""},
+		{"POST", "/v1/validate", RoleResearcher, "check predictions (format, ids, classes) without scoring or counting them", l.handleValidate, ""},
 		{"GET", "/v1/submissions/{id}", RoleResearcher, "one submission (researchers: their own, as released)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			return l.GetSubmission(id, r.PathValue("id"))
-		}},
+		}, ""},
 		{"GET", "/v1/leaderboard", RoleResearcher, "best released PGR per researcher (admins: ?campaign=ID, with holdout, sealed and flags)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			return l.Leaderboard(id, r.URL.Query().Get("campaign"))
-		}},
-		{"POST", "/v1/campaigns", RoleAdmin, "create a campaign {id, testbed, policy, quota}", l.handleCampaign},
-		{"POST", "/v1/tokens", RoleAdmin, "create a researcher token {researcher, campaign}", l.handleToken},
+		}, ""},
+		{"POST", "/v1/campaigns", RoleAdmin, "create a campaign {id, testbed, policy, quota}", l.handleCampaign, ""},
+		{"POST", "/v1/tokens", RoleAdmin, "create a researcher token {researcher, campaign}", l.handleToken, ""},
 		{"DELETE", "/v1/tokens/{hash}", RoleAdmin, "revoke a token (by its SHA-256 or itself)", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return map[string]bool{"revoked": true}, l.RevokeToken(r.Context(), r.PathValue("hash"))
-		}},
-		{"POST", "/v1/reviews", RoleAdmin, "clear or disqualify a flagged submission {submission, decision, note}", l.handleReview},
+		}, ""},
+		{"POST", "/v1/reviews", RoleAdmin, "clear or disqualify a flagged submission {submission, decision, note}", l.handleReview, ""},
 		{"GET", "/v1/ledger/head", RoleAdmin, "the ledger head", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return map[string]string{"head": l.Head(r.Context())}, nil
-		}},
+		}, ""},
+		{"POST", "/v1/snapshots", RoleResearcher, "push a workspace snapshot (body: tar.gz; ?parent=ID)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			return l.PushSnapshot(r.Context(), id, r.Body, r.URL.Query().Get("parent"))
+		}, "application/gzip"},
+		{"GET", "/v1/snapshots/{id}", RoleResearcher, "a snapshot's metadata (your campaign's)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			return l.snapshotFor(id, r.PathValue("id"))
+		}, ""},
+		{"GET", "/v1/snapshots/{id}/archive", RoleResearcher, "a snapshot's canonical tar.gz", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			rc, err := l.SnapshotArchive(id, r.PathValue("id"))
+			if err != nil {
+				return nil, err
+			}
+			return raw{contentType: "application/gzip", body: rc, closer: rc}, nil
+		}, ""},
+		{"GET", "/v1/snapshots/{id}/log", RoleResearcher, "a snapshot and its ancestors, newest first", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			return l.SnapshotLog(id, r.PathValue("id"))
+		}, ""},
+		{"GET", "/v1/snapshots/diff", RoleResearcher, "unified diff of two snapshots' text files (?a=ID&b=ID)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			d, err := l.SnapshotDiff(id, r.URL.Query().Get("a"), r.URL.Query().Get("b"))
+			if err != nil {
+				return nil, err
+			}
+			return raw{contentType: "text/x-diff; charset=utf-8", body: strings.NewReader(d)}, nil
+		}, ""},
 	}
 	sort.SliceStable(rs, func(i, j int) bool {
 		if rs[i].Path != rs[j].Path {
@@ -92,19 +125,34 @@ func (l *Lab) wrap(rt Route) http.HandlerFunc {
 			}
 		}
 		if r.Method == http.MethodPost {
-			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-				l.writeError(w, r, publicErr(415, "unsupported_media_type", "send Content-Type: application/json"))
+			want, limit := "application/json", l.cfg.MaxBody
+			if rt.Body != "" {
+				want, limit = rt.Body, l.cfg.MaxArchive
+			}
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != want {
+				l.writeError(w, r, publicErr(415, "unsupported_media_type", "send Content-Type: "+want))
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, l.cfg.MaxBody)
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		v, err := rt.Handle(w, r, id)
 		if err != nil {
 			l.writeError(w, r, err)
 			return
 		}
+		if rw, ok := v.(raw); ok {
+			if rw.closer != nil {
+				defer rw.closer.Close()
+			}
+			w.Header().Set("Content-Type", rw.contentType)
+			if h := l.Head(r.Context()); h != "" {
+				w.Header().Set("X-Aar-Ledger-Head", h)
+			}
+			io.Copy(w, rw.body)
+			return
+		}
 		status := http.StatusOK
-		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens") {
+		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens" || rt.Path == "/v1/snapshots") {
 			status = http.StatusCreated
 			if sr, ok := v.(*SubmitResponse); ok && sr.Replayed {
 				status = http.StatusOK

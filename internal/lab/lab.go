@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/aar-lab/aar/internal/score"
+	"github.com/aar-lab/aar/internal/snapshot"
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/testbed"
 )
@@ -44,9 +45,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// CheckpointEvery signs the chain head every N entries (default 100).
 	CheckpointEvery int
-	// MaxBody bounds a request body (default 20 MB).
-	MaxBody int64
-	Now     func() time.Time
+	// MaxBody bounds a JSON request body (default 20 MB); MaxArchive a
+	// snapshot upload (default snapshot.DefaultLimits().MaxArchiveBytes).
+	MaxBody    int64
+	MaxArchive int64
+	Now        func() time.Time
 }
 
 // Lab is the server's state and operations; the HTTP layer calls its
@@ -62,8 +65,13 @@ type Lab struct {
 	headMu   sync.Mutex // guards lastHead
 	lastHead string     // the head after this lab's last append (for headers)
 
+	snapOnce sync.Once
+	snaps    *snapshot.Store
+	snapErr  error
+
 	mu          sync.Mutex                  // guards everything below
 	tokens      map[string]*Identity        // token hash → identity
+	snapshots   map[string]*SnapshotMeta    // id → snapshot
 	campaigns   map[string]*Campaign        // id → campaign
 	submissions map[string]*Submission      // id → submission
 	idem        map[string]string           // researcher\x00key → submission id
@@ -148,6 +156,9 @@ func New(ctx context.Context, cfg Config) (*Lab, string, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 20 << 20
 	}
+	if cfg.MaxArchive <= 0 {
+		cfg.MaxArchive = snapshot.DefaultLimits().MaxArchiveBytes
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -161,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Lab, string, error) {
 	}
 	l := &Lab{
 		cfg: cfg, log: cfg.Logger, ledger: cfg.Ledger, testbeds: tbs, signer: signer,
-		tokens: map[string]*Identity{}, campaigns: map[string]*Campaign{}, submissions: map[string]*Submission{},
+		tokens: map[string]*Identity{}, snapshots: map[string]*SnapshotMeta{}, campaigns: map[string]*Campaign{}, submissions: map[string]*Submission{},
 		idem: map[string]string{}, ladders: map[string]*score.Ladder{}, quotas: map[string]*score.Quota{},
 		loaded: map[string]*testbed.Testbed{}, submitLocks: map[string]*sync.Mutex{},
 	}
@@ -288,6 +299,11 @@ func (l *Lab) applyLocked(e store.Event) {
 			s.Seq = e.Seq
 			s.Predictions = nil
 			l.acceptLocked(&s)
+		}
+	case evSnapshot:
+		var m SnapshotMeta
+		if json.Unmarshal(e.Body, &m) == nil {
+			l.snapshots[m.ID] = &m
 		}
 	case evReview:
 		var b struct {

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/store/sqlite"
@@ -324,5 +327,102 @@ func TestLeaderboardAndReview(t *testing.T) {
 	code, _, own = e.do("GET", "/v1/submissions/"+probe["id"].(string), tok, nil)
 	if code != 200 || own["withheld_from_leaderboard"] != false {
 		t.Errorf("cleared submission still withheld: %v", own)
+	}
+}
+
+func tarGz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func TestSnapshots(t *testing.T) {
+	e := newEnv(t, 0)
+	tok := e.setup("default", QuotaSpec{})
+	push := func(tok string, body []byte, ct, query string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/snapshots"+query, bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	code, out := push(tok, tarGz(t, map[string]string{"a.py": "x = 1\n"}), "application/gzip", "")
+	if code != 201 || !strings.HasPrefix(out["id"].(string), "snap_") {
+		t.Fatalf("push: %d %v", code, out)
+	}
+	first := out["id"].(string)
+	cases := []struct {
+		name   string
+		body   []byte
+		ct     string
+		query  string
+		status int
+		code   string
+	}{
+		{"json content type", tarGz(t, map[string]string{"a": "b"}), "application/json", "", 415, "unsupported_media_type"},
+		{"path traversal", tarGz(t, map[string]string{"../../etc/x": "b"}), "application/gzip", "", 400, "invalid_archive"},
+		{"not gzip", []byte("plain text"), "application/gzip", "", 400, "invalid_archive"},
+		{"unknown parent", tarGz(t, map[string]string{"a": "b"}), "application/gzip", "?parent=snap_nope", 404, "unknown_snapshot"},
+	}
+	for _, tc := range cases {
+		code, out := push(tok, tc.body, tc.ct, tc.query)
+		errObj, _ := out["error"].(map[string]any)
+		if code != tc.status || errObj == nil || errObj["code"] != tc.code {
+			t.Errorf("%s: %d %v, want %d %s", tc.name, code, out, tc.status, tc.code)
+		}
+	}
+	// Another campaign's researcher cannot see the snapshot.
+	e.do("POST", "/v1/campaigns", e.admin, map[string]any{"id": "c2", "testbed": "chat"})
+	_, _, other := e.do("POST", "/v1/tokens", e.admin, map[string]string{"researcher": "bob", "campaign": "c2"})
+	if code, _, _ := e.do("GET", "/v1/snapshots/"+first, other["token"].(string), nil); code != 404 {
+		t.Errorf("another campaign read the snapshot: %d", code)
+	}
+	if code, _, meta := e.do("GET", "/v1/snapshots/"+first, tok, nil); code != 200 || meta["files"] != float64(1) {
+		t.Errorf("own snapshot: %d %v", code, meta)
+	}
+	if n := e.countEvents(evSnapshot); n != 1 {
+		t.Errorf("%d snapshot events, want 1 (refusals store nothing)", n)
+	}
+	// An upload over the lab's limit is refused with 413.
+	small := newEnv(t, 0)
+	small.srv.Close()
+	small.db.Close()
+	db, _ := sqlite.Open(context.Background(), filepath.Join(small.dir, "lab.db"))
+	defer db.Close()
+	l, _, err := New(context.Background(), Config{DataDir: small.dir, Ledger: db, MaxArchive: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	l.CreateCampaign(context.Background(), Campaign{ID: "c", Testbed: "chat"})
+	rtok, _ := l.CreateToken(context.Background(), "r", "c")
+	big := tarGz(t, map[string]string{"a.txt": strings.Repeat("incompressible? no, but long enough ", 2000), "b.txt": fmt.Sprint(time.Now().UnixNano())})
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/snapshots", bytes.NewReader(append(big, bytes.Repeat([]byte{0}, 1024)...)))
+	req.Header.Set("Content-Type", "application/gzip")
+	req.Header.Set("Authorization", "Bearer "+rtok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("oversized archive: %d", resp.StatusCode)
 	}
 }

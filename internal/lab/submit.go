@@ -179,6 +179,11 @@ func (l *Lab) Submit(ctx context.Context, id *Identity, req *SubmitRequest, idem
 	if err != nil {
 		return nil, reject(asPublic(err))
 	}
+	if req.Snapshot != "" {
+		if _, err := l.snapshotFor(id, req.Snapshot); err != nil {
+			return nil, reject(asPublic(err))
+		}
+	}
 	rep, err := score.Score(tb, preds, nil)
 	if err != nil {
 		return nil, reject(asPublic(err))

@@ -132,3 +132,30 @@ func (c *Client) Submit(ctx context.Context, s Submission, idemKey string) (json
 	_, err := c.Do(ctx, "POST", "/v1/submissions", s, &out, h)
 	return out, err
 }
+
+// DoRaw sends a request with a raw body of contentType (nil body for none)
+// and returns the response body for streaming; the caller closes it.
+func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, body io.Reader) (io.ReadCloser, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(b, &e)
+		return nil, resp.Header, &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, RetryAfter: resp.Header.Get("Retry-After")}
+	}
+	return resp.Body, resp.Header, nil
+}
