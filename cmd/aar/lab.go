@@ -11,6 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aar-lab/aar/internal/forum"
+	forumpg "github.com/aar-lab/aar/internal/forum/postgres"
+	forumsqlite "github.com/aar-lab/aar/internal/forum/sqlite"
 	"github.com/aar-lab/aar/internal/lab"
 	"github.com/aar-lab/aar/internal/labclient"
 	"github.com/aar-lab/aar/internal/store"
@@ -49,8 +52,13 @@ the admin token once.`,
 				return err
 			}
 			defer ledger.Close()
+			fstore, err := openForum(ctx, dir, db)
+			if err != nil {
+				return err
+			}
+			defer fstore.Close()
 			log := slog.New(slog.NewJSONHandler(g.stderr, nil))
-			l, admin, err := lab.New(ctx, lab.Config{DataDir: dir, Ledger: ledger, Logger: log, CheckpointEvery: checkpointEvery})
+			l, admin, err := lab.New(ctx, lab.Config{DataDir: dir, Ledger: ledger, Forum: fstore, Logger: log, CheckpointEvery: checkpointEvery})
 			if err != nil {
 				return err
 			}
@@ -158,6 +166,17 @@ func newLabCampaignCmd(g *globals) *cobra.Command {
 	f.IntVar(&camp.Quota.PerCampaignPerHour, "quota-campaign", 0, "submissions per campaign per hour (default 500)")
 	c.AddCommand(create)
 	return c
+}
+
+// openForum opens the forum store in the same database as the ledger.
+func openForum(ctx context.Context, dir, db string) (forum.Store, error) {
+	if isPostgres(db) {
+		return forumpg.Open(ctx, db)
+	}
+	if db == "" {
+		db = filepath.Join(dir, "lab.db")
+	}
+	return forumsqlite.Open(ctx, db)
 }
 
 func isPostgres(db string) bool {

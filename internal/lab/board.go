@@ -10,11 +10,20 @@ import (
 	"github.com/aar-lab/aar/internal/testbed"
 )
 
-// BoardEntry is a researcher's best submission on the leaderboard.
+// BoardEntry is a row of the leaderboard: a result finding (or, in the
+// submissions list, a submission) with its released figures.
 type BoardEntry struct {
-	Researcher string         `json:"researcher"`
-	Submission string         `json:"submission"`
-	Feedback   *stats.Summary `json:"feedback_pgr"`
+	Researcher  string         `json:"researcher"`
+	Finding     string         `json:"finding,omitempty"`
+	Title       string         `json:"title,omitempty"`
+	Family      string         `json:"family,omitempty"`
+	Submission  string         `json:"submission"`
+	Feedback    *stats.Summary `json:"feedback_pgr"`
+	FeedbackID  *stats.Summary `json:"feedback_pgr_id,omitempty"`
+	FeedbackOOD *stats.Summary `json:"feedback_pgr_ood,omitempty"`
+	Withheld    bool           `json:"withheld,omitempty"`
+	// Gap is feedback − holdout PGR (admin only).
+	Gap *float64 `json:"feedback_minus_holdout,omitempty"`
 	// Admin only:
 	Holdout *stats.Summary `json:"holdout_pgr,omitempty"`
 	Sealed  *stats.Summary `json:"sealed_pgr,omitempty"`
@@ -22,52 +31,154 @@ type BoardEntry struct {
 	Review  string         `json:"review,omitempty"`
 }
 
-// Leaderboard ranks each researcher's best released feedback PGR in a
-// campaign. Researchers see feedback figures of unflagged (or cleared)
-// submissions; admins also see holdout figures, flags and flagged entries.
-func (l *Lab) Leaderboard(id *Identity, campaign string) ([]BoardEntry, error) {
-	admin := id.Role == RoleAdmin
-	if !admin {
-		campaign = id.Campaign
+// Board is a campaign's leaderboard.
+type Board struct {
+	Campaign string `json:"campaign"`
+	Testbed  string `json:"testbed"`
+	// Weak and Ceiling are the fixed baselines of the feedback split.
+	Weak    *testbed.Figure `json:"weak,omitempty"`
+	Ceiling *testbed.Figure `json:"ceiling,omitempty"`
+	// Researchers and Families rank result findings: each researcher's and
+	// each method family's best result, by its submission's released
+	// feedback PGR.
+	Researchers []BoardEntry `json:"researchers"`
+	Families    []BoardEntry `json:"families"`
+	// Submissions is each researcher's best single submission (for a
+	// campaign without results yet).
+	Submissions []BoardEntry `json:"submissions"`
+}
+
+// Leaderboard builds a campaign's board. Researchers see feedback figures of
+// unflagged (or cleared) work; admins also see holdout and sealed PGR, the
+// feedback − holdout gap, flags and withheld entries.
+func (l *Lab) Leaderboard(ctx context.Context, id *Identity, campaign string) (*Board, error) {
+	campaign = l.campaignFor(id, campaign)
+	subs, err := l.bestSubmissions(id, campaign)
+	if err != nil {
+		return nil, err
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.campaigns[campaign] == nil {
-		return nil, publicErr(404, "unknown_campaign", "no such campaign")
-	}
-	best := map[string]BoardEntry{}
-	for _, s := range l.submissions {
-		if s.Campaign != campaign || s.Review == "disqualified" {
-			continue
-		}
-		withheld := len(s.Flags) > 0 && s.Review != "cleared"
-		if withheld && !admin {
-			continue
-		}
-		fb := releasedPGR(s.Feedback)
-		if fb == nil {
-			continue
-		}
-		e := BoardEntry{Researcher: s.Researcher, Submission: s.ID, Feedback: fb}
-		if admin {
-			e.Flags, e.Review = s.Flags, s.Review
-			if c := s.Report.Cell(testbed.SplitHoldout, testbed.GroupOverall); c != nil {
-				e.Holdout = c.PGR
-			}
-			if c := s.Report.Cell(testbed.SplitSealed, testbed.GroupOverall); c != nil {
-				e.Sealed = c.PGR
-			}
-		}
-		if cur, ok := best[s.Researcher]; !ok || fb.Mean > cur.Feedback.Mean {
-			best[s.Researcher] = e
+	c := l.campaigns[campaign]
+	l.mu.Unlock()
+	b := &Board{Campaign: campaign, Testbed: c.Testbed, Submissions: subs, Researchers: []BoardEntry{}, Families: []BoardEntry{}}
+	if tb, err := l.testbedFor(c.Testbed); err == nil {
+		if cb := tb.Manifest.Baseline(testbed.SplitFeedback, testbed.GroupOverall); cb != nil {
+			b.Weak, b.Ceiling = cb.Weak, cb.Ceiling
 		}
 	}
-	out := make([]BoardEntry, 0, len(best))
-	for _, e := range best {
+	if l.cfg.Forum == nil {
+		return b, nil
+	}
+	bestR, bestF := map[string]BoardEntry{}, map[string]BoardEntry{}
+	for since := int64(0); ; {
+		page, err := l.cfg.Forum.List(ctx, campaign, since, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range page.Findings {
+			if f.Type != "result" {
+				continue
+			}
+			e, ok := l.entryFor(id, f.Submission)
+			if !ok {
+				continue
+			}
+			e.Finding, e.Title, e.Family = f.ID, f.Title, f.Family
+			if cur, ok := bestR[f.Author]; !ok || e.Feedback.Mean > cur.Feedback.Mean {
+				bestR[f.Author] = e
+			}
+			if cur, ok := bestF[f.Family]; !ok || e.Feedback.Mean > cur.Feedback.Mean {
+				bestF[f.Family] = e
+			}
+		}
+		if page.Next == since {
+			break
+		}
+		since = page.Next
+	}
+	b.Researchers, b.Families = ranked(bestR), ranked(bestF)
+	return b, nil
+}
+
+func ranked(m map[string]BoardEntry) []BoardEntry {
+	out := make([]BoardEntry, 0, len(m))
+	for _, e := range m {
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Feedback.Mean > out[j].Feedback.Mean })
-	return out, nil
+	return out
+}
+
+// entryFor is a submission's row as the caller may see it; false when the
+// caller may not see it (withheld for researchers) or it has no figure.
+func (l *Lab) entryFor(id *Identity, subID string) (BoardEntry, bool) {
+	admin := id.Role == RoleAdmin
+	l.mu.Lock()
+	s := l.submissions[subID]
+	l.mu.Unlock()
+	if s == nil || s.Review == "disqualified" {
+		return BoardEntry{}, false
+	}
+	withheld := len(s.Flags) > 0 && s.Review != "cleared"
+	if withheld && !admin {
+		return BoardEntry{}, false
+	}
+	fb := releasedPGR(s.Feedback)
+	if fb == nil {
+		return BoardEntry{}, false
+	}
+	e := BoardEntry{Researcher: s.Researcher, Submission: s.ID, Feedback: fb}
+	if s.Feedback != nil {
+		for _, c := range s.Feedback.Cells {
+			switch c.Group {
+			case testbed.GroupID:
+				e.FeedbackID = c.PGR
+			case testbed.GroupOOD:
+				e.FeedbackOOD = c.PGR
+			}
+		}
+	}
+	if admin {
+		e.Flags, e.Review, e.Withheld = s.Flags, s.Review, withheld
+		if c := s.Report.Cell(testbed.SplitHoldout, testbed.GroupOverall); c != nil {
+			e.Holdout = c.PGR
+			if c.PGR != nil {
+				gap := fb.Mean - c.PGR.Mean
+				e.Gap = &gap
+			}
+		}
+		if c := s.Report.Cell(testbed.SplitSealed, testbed.GroupOverall); c != nil {
+			e.Sealed = c.PGR
+		}
+	}
+	return e, true
+}
+
+// bestSubmissions is each researcher's best single submission.
+func (l *Lab) bestSubmissions(id *Identity, campaign string) ([]BoardEntry, error) {
+	l.mu.Lock()
+	if l.campaigns[campaign] == nil {
+		l.mu.Unlock()
+		return nil, publicErr(404, "unknown_campaign", "no such campaign")
+	}
+	var ids []string
+	for _, s := range l.submissions {
+		if s.Campaign == campaign {
+			ids = append(ids, s.ID)
+		}
+	}
+	l.mu.Unlock()
+	best := map[string]BoardEntry{}
+	for _, sid := range ids {
+		e, ok := l.entryFor(id, sid)
+		if !ok {
+			continue
+		}
+		if cur, ok := best[e.Researcher]; !ok || e.Feedback.Mean > cur.Feedback.Mean {
+			best[e.Researcher] = e
+		}
+	}
+	return ranked(best), nil
 }
 
 func releasedPGR(fb *score.Feedback) *stats.Summary {

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aar-lab/aar/internal/forum"
 )
 
 // Route is one entry of the lab's single route table: method, path,
@@ -52,7 +54,7 @@ func (l *Lab) Routes() []Route {
 			return l.GetSubmission(id, r.PathValue("id"))
 		}, ""},
 		{"GET", "/v1/leaderboard", RoleResearcher, "best released PGR per researcher (admins: ?campaign=ID, with holdout, sealed and flags)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
-			return l.Leaderboard(id, r.URL.Query().Get("campaign"))
+			return l.Leaderboard(r.Context(), id, r.URL.Query().Get("campaign"))
 		}, ""},
 		{"POST", "/v1/campaigns", RoleAdmin, "create a campaign {id, testbed, policy, quota}", l.handleCampaign, ""},
 		{"POST", "/v1/tokens", RoleAdmin, "create a researcher token {researcher, campaign}", l.handleToken, ""},
@@ -62,6 +64,54 @@ func (l *Lab) Routes() []Route {
 		{"POST", "/v1/reviews", RoleAdmin, "clear or disqualify a flagged submission {submission, decision, note}", l.handleReview, ""},
 		{"GET", "/v1/ledger/head", RoleAdmin, "the ledger head", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return map[string]string{"head": l.Head(r.Context())}, nil
+		}, ""},
+		{"POST", "/v1/findings", RoleResearcher, "post a finding (result, hypothesis, insight, error)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			var f forum.Finding
+			if err := decode(r, &f); err != nil {
+				return nil, err
+			}
+			return l.PostFinding(r.Context(), id, f)
+		}, ""},
+		{"GET", "/v1/findings", RoleResearcher, "the campaign's findings after a cursor (?since=SEQ&limit=N; admins: &campaign=ID)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			q := r.URL.Query()
+			since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
+			limit, _ := strconv.Atoi(q.Get("limit"))
+			if limit <= 0 {
+				limit = 100
+			}
+			return l.ListFindings(r.Context(), id, q.Get("campaign"), since, limit)
+		}, ""},
+		{"GET", "/v1/findings/search", RoleResearcher, "full-text search of the campaign's findings (?q=...&limit=N)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			q := r.URL.Query()
+			limit, _ := strconv.Atoi(q.Get("limit"))
+			if limit <= 0 {
+				limit = 20
+			}
+			return l.SearchFindings(r.Context(), id, q.Get("campaign"), q.Get("q"), limit)
+		}, ""},
+		{"GET", "/v1/findings/{id}", RoleResearcher, "a finding with its comments", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			return l.GetFinding(r.Context(), id, r.URL.Query().Get("campaign"), r.PathValue("id"))
+		}, ""},
+		{"POST", "/v1/findings/{id}/comments", RoleResearcher, "comment on a finding {body}", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			var req struct {
+				Body string `json:"body"`
+			}
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+			return l.CommentFinding(r.Context(), id, r.PathValue("id"), req.Body)
+		}, ""},
+		{"POST", "/v1/findings/{id}/votes", RoleResearcher, "vote on a finding {value: 1|-1}, once", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			var req struct {
+				Value int `json:"value"`
+			}
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+			if err := l.VoteFinding(r.Context(), id, r.PathValue("id"), req.Value); err != nil {
+				return nil, err
+			}
+			return map[string]any{"finding": r.PathValue("id"), "vote": req.Value}, nil
 		}, ""},
 		{"POST", "/v1/snapshots", RoleResearcher, "push a workspace snapshot (body: tar.gz; ?parent=ID)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			return l.PushSnapshot(r.Context(), id, r.Body, r.URL.Query().Get("parent"))
@@ -152,7 +202,7 @@ func (l *Lab) wrap(rt Route) http.HandlerFunc {
 			return
 		}
 		status := http.StatusOK
-		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens" || rt.Path == "/v1/snapshots") {
+		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens" || rt.Path == "/v1/snapshots" || rt.Path == "/v1/findings" || strings.HasSuffix(rt.Path, "/comments")) {
 			status = http.StatusCreated
 			if sr, ok := v.(*SubmitResponse); ok && sr.Replayed {
 				status = http.StatusOK

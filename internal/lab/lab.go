@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aar-lab/aar/internal/forum"
 	"github.com/aar-lab/aar/internal/score"
 	"github.com/aar-lab/aar/internal/snapshot"
 	"github.com/aar-lab/aar/internal/store"
@@ -42,7 +43,9 @@ const (
 type Config struct {
 	DataDir string
 	Ledger  store.Ledger
-	Logger  *slog.Logger
+	// Forum stores findings (nil: the forum routes answer 503).
+	Forum  forum.Store
+	Logger *slog.Logger
 	// CheckpointEvery signs the chain head every N entries (default 100).
 	CheckpointEvery int
 	// MaxBody bounds a JSON request body (default 20 MB); MaxArchive a

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	forumsqlite "github.com/aar-lab/aar/internal/forum/sqlite"
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/store/sqlite"
 	"github.com/aar-lab/aar/internal/testbed"
@@ -305,12 +306,14 @@ func TestLeaderboardAndReview(t *testing.T) {
 		t.Fatalf("probe: %d %v", code, probe)
 	}
 	_, _, board := e.do("GET", "/v1/leaderboard", tok, nil)
-	var entries []BoardEntry
-	if err := json.Unmarshal([]byte(board["raw"].(string)), &entries); err != nil || len(entries) != 1 || entries[0].Submission != out["id"] || entries[0].Holdout != nil || entries[0].Flags != nil {
+	var b Board
+	raw, _ := json.Marshal(board)
+	if err := json.Unmarshal(raw, &b); err != nil || len(b.Submissions) != 1 || b.Submissions[0].Submission != out["id"] || b.Submissions[0].Holdout != nil || b.Submissions[0].Flags != nil || b.Weak == nil {
 		t.Fatalf("researcher leaderboard: %v %v", board, err)
 	}
 	_, _, aboard := e.do("GET", "/v1/leaderboard?campaign=c1", e.admin, nil)
-	if err := json.Unmarshal([]byte(aboard["raw"].(string)), &entries); err != nil || len(entries) != 1 || entries[0].Holdout == nil {
+	raw, _ = json.Marshal(aboard)
+	if err := json.Unmarshal(raw, &b); err != nil || len(b.Submissions) != 1 || b.Submissions[0].Holdout == nil || b.Submissions[0].Gap == nil {
 		t.Fatalf("admin leaderboard: %v %v", aboard, err)
 	}
 	code, _, adminSub := e.do("GET", "/v1/submissions/"+probe["id"].(string), e.admin, nil)
@@ -424,5 +427,55 @@ func TestSnapshots(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 413 {
 		t.Errorf("oversized archive: %d", resp.StatusCode)
+	}
+}
+
+func TestFindingBadInput(t *testing.T) {
+	e := newEnv(t, 0)
+	fs, err := forumsqlite.Open(context.Background(), filepath.Join(e.dir, "forum.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	e.lab.cfg.Forum = fs
+	tok := e.setup("default", QuotaSpec{})
+	base := func() map[string]any {
+		return map[string]any{"type": "insight", "title": "t", "family": "other", "body": "b"}
+	}
+	cases := []struct {
+		name   string
+		mut    func(m map[string]any)
+		status int
+		code   string
+	}{
+		{"unknown type", func(m map[string]any) { m["type"] = "rumour" }, 400, "invalid_finding"},
+		{"unknown family", func(m map[string]any) { m["family"] = "magic" }, 400, "invalid_finding"},
+		{"no title", func(m map[string]any) { m["title"] = "  " }, 400, "invalid_finding"},
+		{"metrics not an object", func(m map[string]any) { m["metrics"] = []int{1, 2} }, 400, "invalid_finding"},
+		{"another campaign", func(m map[string]any) { m["campaign"] = "c9" }, 403, "wrong_campaign"},
+		{"result without submission", func(m map[string]any) { m["type"] = "result" }, 400, "result_incomplete"},
+		{"unknown snapshot", func(m map[string]any) { m["snapshot"] = "snap_x" }, 404, "unknown_snapshot"},
+		{"unknown field", func(m map[string]any) { m["colour"] = "red" }, 400, "invalid_json"},
+	}
+	for _, tc := range cases {
+		m := base()
+		tc.mut(m)
+		code, _, out := e.do("POST", "/v1/findings", tok, m)
+		errObj, _ := out["error"].(map[string]any)
+		if code != tc.status || errObj == nil || errObj["code"] != tc.code {
+			t.Errorf("%s: %d %v, want %d %s", tc.name, code, out, tc.status, tc.code)
+		}
+	}
+	if code, _, out := e.do("POST", "/v1/findings", tok, base()); code != 201 {
+		t.Fatalf("good finding: %d %v", code, out)
+	}
+	if n := e.countEvents(evFinding); n != 1 {
+		t.Errorf("%d finding events, want 1 (refusals store nothing)", n)
+	}
+	if code, _, _ := e.do("POST", "/v1/findings/fnd_nope/votes", tok, map[string]int{"value": 1}); code != 404 {
+		t.Errorf("vote on a missing finding: %d", code)
+	}
+	if code, _, _ := e.do("POST", "/v1/findings/fnd_nope/comments", tok, map[string]string{"body": "x"}); code != 404 {
+		t.Errorf("comment on a missing finding: %d", code)
 	}
 }
