@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnserialize$$' -fuzztime $(FUZZTIME) ./internal/builtin
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRDB$$' -fuzztime $(FUZZTIME) ./internal/builtin
 	$(GO) test -run '^$$' -fuzz '^FuzzReadArchive$$' -fuzztime $(FUZZTIME) ./internal/snapshot
+	$(GO) test -run '^$$' -fuzz '^FuzzMatchQuery$$' -fuzztime $(FUZZTIME) ./internal/forum/sqlite
 
 # Speed: one full experiment per built-in testbed on one core, and the
 # scoring hot path.
@@ -61,6 +62,7 @@ bench:
 bench-lab:
 	$(GO) test ./internal/lab -run '^$$' -bench BenchmarkSubmissions -benchtime 4000x
 	$(GO) test ./internal/score -run '^$$' -bench BenchmarkScoreSubmission -benchmem
+	$(GO) test ./internal/forum/... -run '^$$' -bench BenchmarkListSince -benchtime 200x
 
 # aar's L-BFGS logistic regression side by side with scikit-learn's (Debian
 # python3-sklearn, a benchmark reference only) on an installed testbed.
