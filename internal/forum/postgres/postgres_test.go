@@ -2,14 +2,12 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	mathrand "math/rand/v2"
-	"net/url"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/aar-lab/aar/internal/pgtest"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,52 +16,6 @@ import (
 	"github.com/aar-lab/aar/internal/store"
 	ledger "github.com/aar-lab/aar/internal/store/postgres"
 )
-
-// adminURL is a PostgreSQL server the tests may create databases on
-// (AAR_TEST_POSTGRES, e.g. postgres://postgres:postgres@127.0.0.1:5432/postgres).
-// .ci/run installs and starts one and sets it; without it the tests skip,
-// except under CI, where a missing server is a failure.
-func adminURL(t testing.TB) string {
-	u := os.Getenv("AAR_TEST_POSTGRES")
-	if u == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("AAR_TEST_POSTGRES is not set under CI: .ci/run must start PostgreSQL")
-		}
-		t.Skip("set AAR_TEST_POSTGRES to a PostgreSQL server URL to run the PostgreSQL forum tests")
-	}
-	return u
-}
-
-// freshDatabase creates an empty database and returns its URL; it is
-// dropped when the test ends.
-func freshDatabase(t testing.TB) string {
-	ctx := context.Background()
-	admin := adminURL(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "aar_test_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", admin, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 func open(t testing.TB, u string) *DB {
 	t.Helper()
@@ -76,11 +28,11 @@ func open(t testing.TB, u string) *DB {
 }
 
 func TestContract(t *testing.T) {
-	adminURL(t)
+	pgtest.AdminURL(t)
 	urls := map[forum.Store]string{}
 	forumtest.Run(t, forumtest.Harness{
 		Open: func(t *testing.T) forum.Store {
-			u := freshDatabase(t)
+			u := pgtest.FreshDatabase(t)
 			db := open(t, u)
 			urls[db] = u
 			return db
@@ -102,7 +54,7 @@ func TestSharesLedgerDatabase(t *testing.T) {
 	ctx := t.Context()
 	for _, forumFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("forumFirst=%v", forumFirst), func(t *testing.T) {
-			u := freshDatabase(t)
+			u := pgtest.FreshDatabase(t)
 			var f *DB
 			if forumFirst {
 				f = open(t, u)
@@ -147,7 +99,7 @@ func TestSharesLedgerDatabase(t *testing.T) {
 // The target is 10 ms a page.
 func BenchmarkListSince(b *testing.B) {
 	ctx := context.Background()
-	db := open(b, freshDatabase(b))
+	db := open(b, pgtest.FreshDatabase(b))
 	const n, page = 100_000, 100
 	at := time.Now().UTC()
 	rows := make([][]any, 0, n+n/10)

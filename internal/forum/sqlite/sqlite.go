@@ -19,16 +19,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/aar-lab/aar/internal/forum"
+	"github.com/aar-lab/aar/internal/sqlitedb"
 )
 
 //go:embed migrations/*.sql
@@ -62,19 +61,11 @@ var _ forum.Store = (*DB)(nil)
 // Open opens (creating and migrating) the forum in the SQLite file at path,
 // which may be the ledger's file.
 func Open(ctx context.Context, path string) (*DB, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	pools, err := sqlitedb.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open forum %s: %w", path, err)
+		return nil, fmt.Errorf("open forum: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn+"&mode=ro")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open forum %s: %w", path, err)
-	}
-	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	db := &DB{write: w, read: r, now: time.Now}
+	db := &DB{write: pools.Write, read: pools.Read, now: time.Now}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open forum %s: %w", path, err)

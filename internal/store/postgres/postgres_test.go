@@ -2,65 +2,14 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/aar-lab/aar/internal/pgtest"
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/store/storetest"
 )
-
-// adminURL is a PostgreSQL server the tests may create databases on
-// (AAR_TEST_POSTGRES, e.g. postgres://postgres:postgres@127.0.0.1:5432/postgres).
-// .ci/run installs and starts one and sets it; without it the tests skip,
-// except under CI, where a missing server is a failure.
-func adminURL(t *testing.T) string {
-	u := os.Getenv("AAR_TEST_POSTGRES")
-	if u == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("AAR_TEST_POSTGRES is not set under CI: .ci/run must start PostgreSQL")
-		}
-		t.Skip("set AAR_TEST_POSTGRES to a PostgreSQL server URL to run the PostgreSQL contract tests")
-	}
-	return u
-}
-
-// freshDatabase creates an empty database and returns its URL; it is
-// dropped when the test ends.
-func freshDatabase(t *testing.T) string {
-	ctx := context.Background()
-	admin := adminURL(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "aar_test_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", admin, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 // dollars turns '?' placeholders into $1, $2, ….
 func dollars(q string) string {
@@ -78,7 +27,7 @@ func dollars(q string) string {
 }
 
 func TestContract(t *testing.T) {
-	adminURL(t)
+	pgtest.AdminURL(t)
 	urls := map[store.Ledger]string{}
 	open := func(t *testing.T, u string) store.Ledger {
 		db, err := Open(context.Background(), u)
@@ -90,7 +39,7 @@ func TestContract(t *testing.T) {
 		return db
 	}
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) store.Ledger { return open(t, freshDatabase(t)) },
+		Open: func(t *testing.T) store.Ledger { return open(t, pgtest.FreshDatabase(t)) },
 		Reopen: func(t *testing.T, l store.Ledger) store.Ledger {
 			u := urls[l]
 			l.Close()

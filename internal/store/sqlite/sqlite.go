@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/aar-lab/aar/internal/sqlitedb"
 	"github.com/aar-lab/aar/internal/store"
 )
 
@@ -37,21 +37,14 @@ var _ store.Ledger = (*DB)(nil)
 
 // Open opens (creating and migrating) the ledger at path.
 func Open(ctx context.Context, path string) (*DB, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
-	// Writes take the database lock at BEGIN, so the head read inside an
-	// append is the head the append extends, even with another process
-	// (an admin command) writing too.
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// Writes take the database lock at BEGIN (sqlitedb), so the head read
+	// inside an append is the head the append extends, even with another
+	// process (an admin command) writing too.
+	pools, err := sqlitedb.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn+"&mode=ro")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
-	}
-	db := &DB{path: path, write: w, read: r, now: time.Now}
+	db := &DB{path: path, write: pools.Write, read: pools.Read, now: time.Now}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
