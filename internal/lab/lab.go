@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -258,10 +259,124 @@ func (l *Lab) Head(ctx context.Context) string {
 func (l *Lab) replay(ctx context.Context) error {
 	l.replaying = true
 	defer func() { l.replaying = false }()
-	return l.ledger.Scan(ctx, 1, func(e store.Event) error {
+	var recent []store.Event             // the last forum events, to repair a crash window
+	probes := map[string][]store.Event{} // campaign → its last accepted submissions
+	err := l.ledger.Scan(ctx, 1, func(e store.Event) error {
 		l.applyLocked(e)
+		switch e.Kind {
+		case evFinding, evComment:
+			if recent = append(recent, e); len(recent) > recentForum {
+				recent = recent[1:]
+			}
+		case evAccepted:
+			q := append(probes[e.Campaign], e)
+			if len(q) > probeWindow {
+				q = q[1:]
+			}
+			probes[e.Campaign] = q
+		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := l.repairForum(ctx, recent); err != nil {
+		return err
+	}
+	l.refillDetector(probes)
+	return nil
+}
+
+// recentForum is how many of the last forum events a restart re-checks:
+// a finding or comment is appended to the ledger before the forum store,
+// so a crash can leave only the last few in the ledger alone.
+const recentForum = 64
+
+// probeWindow is the detector window rebuilt at a restart (per campaign).
+const probeWindow = 512
+
+// repairForum stores any of the last forum events that the forum store
+// lacks (a crash between the ledger append and the store write).
+func (l *Lab) repairForum(ctx context.Context, events []store.Event) error {
+	if l.cfg.Forum == nil {
+		return nil
+	}
+	for _, e := range events {
+		switch e.Kind {
+		case evFinding:
+			var f forum.Finding
+			if json.Unmarshal(e.Body, &f) != nil {
+				continue
+			}
+			if _, _, err := l.cfg.Forum.Get(ctx, f.Campaign, f.ID); errors.Is(err, forum.ErrNotFound) {
+				if _, err := l.cfg.Forum.Add(ctx, f); err != nil && !errors.Is(err, forum.ErrDuplicate) {
+					return fmt.Errorf("repair forum finding %s: %w", f.ID, err)
+				}
+				l.log.Warn("stored a finding the ledger had but the forum lacked", "finding", f.ID)
+			}
+		case evComment:
+			var c forum.Comment
+			if json.Unmarshal(e.Body, &c) != nil {
+				continue
+			}
+			_, comments, err := l.cfg.Forum.Get(ctx, e.Campaign, c.Finding)
+			if err != nil {
+				continue
+			}
+			found := false
+			for _, x := range comments {
+				found = found || x.ID == c.ID
+			}
+			if !found {
+				if _, err := l.cfg.Forum.Comment(ctx, e.Campaign, c); err != nil && !errors.Is(err, forum.ErrDuplicate) {
+					return fmt.Errorf("repair forum comment %s: %w", c.ID, err)
+				}
+				l.log.Warn("stored a comment the ledger had but the forum lacked", "comment", c.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// refillDetector replays each campaign's last accepted submissions into the
+// probe detector, so near-duplicates of work from before a restart are
+// still caught.
+func (l *Lab) refillDetector(probes map[string][]store.Event) {
+	for campaign, events := range probes {
+		c := l.campaigns[campaign]
+		if c == nil {
+			continue
+		}
+		tb, err := l.testbedFor(c.Testbed)
+		if err != nil {
+			continue
+		}
+		public := tb.PublicTest()
+		for _, e := range events {
+			var s struct {
+				ID          string            `json:"id"`
+				Researcher  string            `json:"researcher"`
+				Predictions map[string]string `json:"predictions"`
+			}
+			if json.Unmarshal(e.Body, &s) != nil || len(s.Predictions) == 0 {
+				continue
+			}
+			seeds := make([]string, 0, len(s.Predictions))
+			for k := range s.Predictions {
+				seeds = append(seeds, k)
+			}
+			sort.Strings(seeds)
+			raw, err := base64.StdEncoding.DecodeString(s.Predictions[seeds[0]])
+			if err != nil || len(raw) != len(public) {
+				continue
+			}
+			p := score.Predictions{Seed: seeds[0], Labels: make(map[string]int, len(raw))}
+			for i, r := range public {
+				p.Labels[r.ID] = int(raw[i])
+			}
+			l.detector.Check(tb, campaign, s.Researcher, s.ID, p)
+		}
+	}
 }
 
 // applyLocked folds one event into the state (the caller holds mu or is

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aar-lab/aar/internal/forum"
 	forumsqlite "github.com/aar-lab/aar/internal/forum/sqlite"
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/store/sqlite"
@@ -477,5 +478,53 @@ func TestFindingBadInput(t *testing.T) {
 	}
 	if code, _, _ := e.do("POST", "/v1/findings/fnd_nope/comments", tok, map[string]string{"body": "x"}); code != 404 {
 		t.Errorf("comment on a missing finding: %d", code)
+	}
+}
+
+// After a restart the probe detector still knows the campaign's earlier
+// submissions, and a finding the ledger has but the forum store lacks (a
+// crash between the two writes) is stored.
+func TestRestartRepairs(t *testing.T) {
+	e := newEnv(t, 0)
+	fs, err := forumsqlite.Open(context.Background(), filepath.Join(e.dir, "forum.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	e.lab.cfg.Forum = fs
+	tok := e.setup("default", QuotaSpec{})
+	mixed := e.preds(func(i int, r testbed.Row) int { return (i / 3) % 2 })
+	if code, _, out := e.do("POST", "/v1/submissions", tok, map[string]any{"predictions": mixed}); code != 201 {
+		t.Fatalf("%d %v", code, out)
+	}
+	// A finding that reached the ledger only.
+	lost := forum.Finding{ID: "fnd_lost", Campaign: "c1", Author: "alice", Type: "insight", Title: "lost", Family: "other", Body: "b", At: time.Now().UTC()}
+	if _, err := e.db.Append(context.Background(), store.Input{Kind: evFinding, Actor: "alice", Campaign: "c1", Body: lost}); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Close()
+	e.db.Close()
+	db, err := sqlite.Open(context.Background(), filepath.Join(e.dir, "lab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, _, err := New(context.Background(), Config{DataDir: e.dir, Ledger: db, Forum: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fs.Get(context.Background(), "c1", "fnd_lost"); err != nil {
+		t.Errorf("the lost finding was not repaired: %v", err)
+	}
+	id := l.Authenticate(tok)
+	tweak := append([]int(nil), mixed...)
+	tweak[0] = 1 - tweak[0]
+	raw, _ := json.Marshal(tweak)
+	resp, err := l.Submit(context.Background(), id, &SubmitRequest{Predictions: raw}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Withheld {
+		t.Error("a near-duplicate of a submission from before the restart was not flagged")
 	}
 }
