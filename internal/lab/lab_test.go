@@ -528,3 +528,34 @@ func TestRestartRepairs(t *testing.T) {
 		t.Error("a near-duplicate of a submission from before the restart was not flagged")
 	}
 }
+
+// A sealed row's id is answered exactly like an id that does not exist, so
+// errors cannot map the sealed rows.
+func TestSealedIDsLookUnknown(t *testing.T) {
+	e := newEnv(t, 0)
+	tok := e.setup("default", QuotaSpec{})
+	tb, err := e.lab.testbedFor("chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed string
+	for _, r := range tb.Test {
+		if tb.Splits[r.ID] == testbed.SplitSealed {
+			sealed = r.ID
+			break
+		}
+	}
+	answer := func(id string) string {
+		var objs []map[string]any
+		for i, r := range e.public {
+			objs = append(objs, map[string]any{"id": r.ID, "label": i % 2})
+		}
+		objs = append(objs, map[string]any{"id": id, "label": 0})
+		code, _, out := e.do("POST", "/v1/validate", tok, map[string]any{"predictions": objs})
+		return fmt.Sprint(code, out["error"])
+	}
+	s, u := answer(sealed), answer("test-0000000000000000")
+	if s != u || !strings.Contains(s, "no test row has this id") {
+		t.Errorf("sealed id answered %q, unknown id %q", s, u)
+	}
+}

@@ -89,7 +89,7 @@ func parseSeeds(tb *testbed.Testbed, req *SubmitRequest) ([]score.Predictions, [
 				body = bytes.Join(parts, []byte("\n"))
 			}
 		}
-		p, err := score.ParsePredictions("seed "+n, n, bytes.NewReader(body), tb)
+		p, err := score.ParsePublicPredictions("seed "+n, n, bytes.NewReader(body), tb)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -69,6 +69,18 @@ func errorsCause(err error) error {
 // Every error names the input, the line or position and the fix; none
 // quotes the input.
 func ParsePredictions(name, seed string, r io.Reader, tb *testbed.Testbed) (Predictions, error) {
+	return parsePredictions(name, seed, r, tb, tb.Test)
+}
+
+// ParsePublicPredictions is ParsePredictions for what a researcher
+// submits: only the public test rows' ids are known, so a sealed row's id
+// gets the same error as an id that does not exist (an error must not tell
+// a researcher which rows are sealed).
+func ParsePublicPredictions(name, seed string, r io.Reader, tb *testbed.Testbed) (Predictions, error) {
+	return parsePredictions(name, seed, r, tb, tb.PublicTest())
+}
+
+func parsePredictions(name, seed string, r io.Reader, tb *testbed.Testbed, rows []testbed.Row) (Predictions, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxPredictionBytes+1))
 	if err != nil {
 		return Predictions{}, fmt.Errorf("read %s: %w", name, err)
@@ -84,7 +96,7 @@ func ParsePredictions(name, seed string, r io.Reader, tb *testbed.Testbed) (Pred
 	if trimmed[0] == '[' {
 		return p, parseArray(name, data, tb, &p)
 	}
-	return p, parseJSONL(name, data, tb, &p)
+	return p, parseJSONL(name, data, tb, rows, &p)
 }
 
 func parseArray(name string, data []byte, tb *testbed.Testbed, p *Predictions) error {
@@ -185,14 +197,14 @@ func scanIntArray(b []byte) ([]int, bool) {
 	}
 }
 
-func parseJSONL(name string, data []byte, tb *testbed.Testbed, p *Predictions) error {
+func parseJSONL(name string, data []byte, tb *testbed.Testbed, rows []testbed.Row, p *Predictions) error {
 	m := &tb.Manifest
 	lines, err := jsonl.Read(name, bytes.NewReader(data), jsonl.Limits{FileBytes: MaxPredictionBytes})
 	if err != nil {
 		return err
 	}
-	known := make(map[string]bool, len(tb.Test))
-	for _, r := range tb.Test {
+	known := make(map[string]bool, len(rows))
+	for _, r := range rows {
 		known[r.ID] = true
 	}
 	first := map[string]int{}
