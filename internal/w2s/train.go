@@ -24,6 +24,9 @@ type Data struct {
 type EpochLog struct {
 	Epoch int
 	Loss  float64 // weighted mean cross-entropy against the epoch's targets
+	// Evaluations and Iterations count an L-BFGS fit's objective
+	// evaluations and iterations (0 for Adam).
+	Evaluations, Iterations int
 }
 
 // TrainOptions are what Train needs besides the data.
@@ -34,8 +37,6 @@ type TrainOptions struct {
 	// Log, when set, is called after every epoch.
 	Log func(EpochLog)
 }
-
-var lbfgsStats struct{ evals, iters int }
 
 // lbfgsRounds is how many refits an L-BFGS student makes when its loss
 // re-targets rows from its own predictions.
@@ -263,9 +264,8 @@ func trainLBFGS(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, lo
 		}
 		obj.set(res.X)
 		if log != nil {
-			log(EpochLog{Epoch: round + 1, Loss: obj.ce})
+			log(EpochLog{Epoch: round + 1, Loss: obj.ce, Evaluations: obj.evals, Iterations: res.Stats.MajorIterations})
 		}
-		lbfgsStats.evals, lbfgsStats.iters = obj.evals, res.Stats.MajorIterations
 	}
 	return nil
 }
