@@ -5,7 +5,7 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build demo demo-study test lint fuzz bench bench-lab bench-lr testbeds-check clean
+.PHONY: build demo demo-study test race lint fuzz bench bench-lab bench-lr testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
@@ -30,6 +30,11 @@ demo-study: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# The race detector over the concurrent parts (lab, ledger, forum, learners).
+race:
+	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline
+	$(GO) test -race -count=1 ./cmd/aar -run 'TestLabCLI|TestForumScenario|TestBuiltinPipeline|TestEndToEnd'
 
 # gofmt and staticcheck (installed from the Go module proxy when missing).
 lint:
