@@ -14,8 +14,10 @@ trap 'rm -rf "$tmp"' EXIT
 bin/aar testbed public "$tb" "$tmp/view" >/dev/null
 bin/aar w2s --view "$tmp/view" features --split pool --format npy --out "$tmp/X.npy" 2>/dev/null
 bin/aar w2s --view "$tmp/view" weak --seed 42 --out "$tmp/weak.jsonl" 2>/dev/null
-echo "== aar (go test -bench, GOMAXPROCS=1)"
-GOMAXPROCS=1 go test ./internal/w2s -run '^$' -bench '^BenchmarkLRFile$' -benchtime 3x -count 1 \
-  -args -lr.x "$tmp/X.npy" -lr.y "$tmp/weak.jsonl" -lr.c "$c" | grep -E 'Benchmark|aar objective'
+for solver in newton lbfgs; do
+  echo "== aar, solver $solver (go test -bench, GOMAXPROCS=1)"
+  GOMAXPROCS=1 go test ./internal/w2s -run '^$' -bench '^BenchmarkLRFile$' -benchtime 3x -count 1 \
+    -args -lr.x "$tmp/X.npy" -lr.y "$tmp/weak.jsonl" -lr.c "$c" -lr.solver "$solver" | grep -E 'Benchmark|aar objective'
+done
 echo "== scikit-learn"
 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/bench_lr_sklearn.py "$tmp/X.npy" "$tmp/weak.jsonl" "$c"

@@ -130,7 +130,7 @@ pipeline cheaply (its output is not a full submission).`,
 	f.BoolVar(&run.Smoke, "smoke", false, "train on 32 pool rows and predict 32 test rows")
 	f.StringVar(&c.Model, "model", "", "linear or mlp")
 	f.IntVar(&c.Hidden, "hidden", 0, "hidden units (mlp)")
-	f.StringVar(&c.Solver, "solver", "", "adam or lbfgs")
+	f.StringVar(&c.Solver, "solver", "", "adam, lbfgs or newton (two classes)")
 	f.IntVar(&c.Epochs, "epochs", 0, "epochs (adam)")
 	f.IntVar(&c.BatchSize, "batch-size", 0, "batch size (adam)")
 	f.Float64Var(&c.LR, "lr", 0, "learning rate (adam)")

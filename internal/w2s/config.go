@@ -13,9 +13,10 @@ type Config struct {
 	// layer, ReLU).
 	Model  string `json:"model,omitempty"`
 	Hidden int    `json:"hidden,omitempty"`
-	// Solver is "adam" (mini-batch, Epochs passes) or "lbfgs" (full batch,
+	// Solver is "adam" (mini-batch, Epochs passes), "lbfgs" (full batch,
 	// run to convergence; linear models only, as sklearn's
-	// LogisticRegression(C=...)).
+	// LogisticRegression(C=...)) or "newton" (trust-region Newton-CG as in
+	// LIBLINEAR, same objective; binary linear models).
 	Solver    string  `json:"solver,omitempty"`
 	Epochs    int     `json:"epochs,omitempty"`
 	BatchSize int     `json:"batch_size,omitempty"`
@@ -97,10 +98,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model %q: use linear or mlp", c.Model)
 	case c.Model == "mlp" && c.Hidden <= 0:
 		return fmt.Errorf("hidden %d: give a positive hidden size", c.Hidden)
-	case !slices.Contains([]string{"adam", "lbfgs"}, c.Solver):
-		return fmt.Errorf("solver %q: use adam or lbfgs", c.Solver)
-	case c.Solver == "lbfgs" && c.Model != "linear":
-		return fmt.Errorf("solver lbfgs trains linear models only: use solver adam for an mlp")
+	case !slices.Contains([]string{"adam", "lbfgs", "newton"}, c.Solver):
+		return fmt.Errorf("solver %q: use adam, lbfgs or newton", c.Solver)
+	case c.Solver != "adam" && c.Model != "linear":
+		return fmt.Errorf("solver %s trains linear models only: use solver adam for an mlp", c.Solver)
 	case c.Solver == "adam" && c.Epochs <= 0:
 		return fmt.Errorf("epochs %d: give at least 1", c.Epochs)
 	case c.BatchSize <= 0:

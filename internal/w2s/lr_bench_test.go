@@ -19,9 +19,10 @@ import (
 
 // Flags for BenchmarkLRFile, set by scripts/bench-lr.sh.
 var (
-	lrX = flag.String("lr.x", "", "dense float32 .npy features (rows × cols)")
-	lrY = flag.String("lr.y", "", "JSONL with an integer \"label\" per row, in the rows' order")
-	lrC = flag.Float64("lr.c", 1, "inverse L2 strength, as sklearn's C")
+	lrX      = flag.String("lr.x", "", "dense float32 .npy features (rows × cols)")
+	lrY      = flag.String("lr.y", "", "JSONL with an integer \"label\" per row, in the rows' order")
+	lrC      = flag.Float64("lr.c", 1, "inverse L2 strength, as sklearn's C")
+	lrSolver = flag.String("lr.solver", "lbfgs", "lbfgs or newton")
 )
 
 // BenchmarkLRFile fits L2 logistic regression (L-BFGS, one thread) to the
@@ -44,7 +45,7 @@ func BenchmarkLRFile(b *testing.B) {
 		b.Fatalf("%d labels for %d rows", len(y), x.Rows())
 	}
 	cfg := DefaultConfig()
-	cfg.Solver, cfg.C, cfg.MaxIter, cfg.Threads = "lbfgs", *lrC, 1000, 1
+	cfg.Solver, cfg.C, cfg.MaxIter, cfg.Threads = *lrSolver, *lrC, 1000, 1
 	var m *Model
 	var ce float64
 	var last EpochLog

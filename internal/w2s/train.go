@@ -76,7 +76,7 @@ func Train(ctx context.Context, d Data, k int, opt TrainOptions) (*Model, error)
 	if cfg.Standardize {
 		m.standardizeFrom(d.X)
 	}
-	if cfg.Solver == "lbfgs" {
+	if cfg.Solver == "lbfgs" || cfg.Solver == "newton" {
 		return m, trainLBFGS(ctx, m, d, loss, cfg, opt.Log)
 	}
 	return m, trainAdam(ctx, m, d, loss, cfg, rng, opt.Log)
@@ -250,6 +250,20 @@ func trainLBFGS(ctx context.Context, m *Model, d Data, loss Loss, cfg Config, lo
 		obj := &lbfgsObjective{m: m, x: d.X, t: targets, w: d.Weights, wsum: wsum, lambda: lambda, threads: max(1, cfg.Threads)}
 		copy(x, m.W1)
 		copy(x[len(m.W1):], m.B1)
+		if cfg.Solver == "newton" {
+			if m.K != 2 {
+				return fmt.Errorf("train: solver newton fits two-class models; use lbfgs for %d classes", m.K)
+			}
+			obj.curv = make([]float64, n)
+			iters, hv, err := newtonFit(ctx, obj, x, cfg.MaxIter, cfg.Tol)
+			if err != nil {
+				return err
+			}
+			if log != nil {
+				log(EpochLog{Epoch: round + 1, Loss: obj.ce, Evaluations: obj.evals + hv, Iterations: iters})
+			}
+			continue
+		}
 		prob := optimize.Problem{Func: obj.f, Grad: obj.grad}
 		settings := &optimize.Settings{
 			GradientThreshold: cfg.Tol,
@@ -283,6 +297,7 @@ type lbfgsObjective struct {
 
 	evals   int
 	scratch [][]float64 // per-thread gradient buffers
+	curv    []float64   // newton: each row's weighted p(1−p) at the last point
 	lastX   []float64
 	lastF   float64
 	lastG   []float64
@@ -434,6 +449,9 @@ func (o *lbfgsObjective) binaryPart(lo, hi int, g []float64) float64 {
 			p1, logp1, logp0 = ez/(1+ez), z-l, -l
 		}
 		ce -= w * (t1*logp1 + (1-t1)*logp0)
+		if o.curv != nil {
+			o.curv[i] = w * p1 * (1 - p1)
+		}
 		dl := w * (p1 - t1)
 		gb += dl
 		if inv == nil {

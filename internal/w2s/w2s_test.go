@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aar-lab/aar/internal/features"
@@ -405,5 +406,46 @@ func TestBinaryObjectiveGradient(t *testing.T) {
 				t.Fatalf("standardize %v, parameter %d: gradient %g, numeric %g", std, i, g[i], num)
 			}
 		}
+	}
+}
+
+// Trust-region Newton reaches the L-BFGS optimum of the same objective
+// (binary, with weights, with and without standardization) and refuses
+// more than two classes.
+func TestNewtonMatchesLBFGS(t *testing.T) {
+	x, y := blobs(400, 6, 2, 12)
+	w := make([]float64, 400)
+	for i := range w {
+		w[i] = 0.5 + float64(i%4)/2
+	}
+	for _, std := range []bool{false, true} {
+		fit := func(solver string) (*Model, float64) {
+			c := cfg("linear", solver)
+			c.C, c.Tol, c.Standardize = 3, 1e-9, std
+			var loss float64
+			m, err := Train(context.Background(), Data{X: x, Targets: OneHot(y, 2), Weights: w}, 2, TrainOptions{Config: c, Log: func(l EpochLog) { loss = l.Loss }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m, loss
+		}
+		ml, ll := fit("lbfgs")
+		mn, ln := fit("newton")
+		if math.Abs(ll-ln) > 1e-7 {
+			t.Errorf("standardize %v: cross-entropy lbfgs %.9f, newton %.9f", std, ll, ln)
+		}
+		for i := range ml.W1 {
+			if math.Abs(ml.W1[i]-mn.W1[i]) > 1e-3 {
+				t.Errorf("standardize %v: weight %d lbfgs %g, newton %g", std, i, ml.W1[i], mn.W1[i])
+			}
+		}
+	}
+	x3, y3 := blobs(90, 3, 3, 13)
+	c := cfg("linear", "newton")
+	if _, err := Train(context.Background(), Data{X: x3, Targets: OneHot(y3, 3)}, 3, TrainOptions{Config: c}); err == nil || !strings.Contains(err.Error(), "two-class") {
+		t.Errorf("newton on 3 classes: %v", err)
+	}
+	if err := (Config{Model: "mlp", Solver: "newton", Hidden: 4, Epochs: 1, BatchSize: 1, LR: 1, Schedule: "constant"}).Validate(); err == nil {
+		t.Error("newton accepted an mlp")
 	}
 }
