@@ -1,0 +1,339 @@
+// Package bwrap is the local sandbox backend: every command runs under
+// bubblewrap with new user, pid, ipc, uts, cgroup and network namespaces, a
+// root built from an allow-list of read-only system directories (never the
+// host's /: no Go source tree, dataset packages, lab data, home or other
+// sandbox), a private /workspace and /tmp, and the lab's Unix socket as the
+// only way out. Limits come from cgroups (v1 or v2, whichever the host has)
+// and rlimits; a limit the host cannot enforce is reported in Warnings, never
+// dropped silently.
+package bwrap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aar-lab/aar/internal/sandbox"
+)
+
+// Backend creates sandboxes under Root (one directory each).
+type Backend struct {
+	Root string // e.g. DATA/sandboxes
+	// Bwrap is the bubblewrap binary (default: found on PATH).
+	Bwrap string
+}
+
+var _ sandbox.Backend = (*Backend)(nil)
+
+var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// systemRO are the host directories a cpu sandbox sees, read-only.
+var systemRO = []string{"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/share/zoneinfo", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ssl"}
+
+// hidden are paths under the allowed directories that a sandbox must not
+// see (toolchain sources and data packages), covered by empty tmpfs.
+var hidden = []string{"/usr/lib/go", "/usr/lib/R", "/usr/lib/google-cloud-sdk"}
+
+// Create makes a sandbox.
+func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	if !idRE.MatchString(spec.ID) {
+		return nil, fmt.Errorf("sandbox id %q: use 1-64 lower-case letters, digits, '.', '_' or '-'", spec.ID)
+	}
+	if spec.Profile == "" {
+		spec.Profile = "cpu"
+	}
+	if spec.Profile != "cpu" {
+		return nil, fmt.Errorf("sandbox profile %q: this backend has the cpu profile only", spec.Profile)
+	}
+	bw := b.Bwrap
+	if bw == "" {
+		p, err := exec.LookPath("bwrap")
+		if err != nil {
+			return nil, fmt.Errorf("bubblewrap is not installed (apt-get install bubblewrap): %w", err)
+		}
+		bw = p
+	}
+	for name, p := range map[string]string{"data": spec.Data, "shared": spec.Shared, "lab socket": spec.LabSocket, "aar binary": spec.AarBinary} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("sandbox %s %s: %w", name, p, err)
+		}
+	}
+	s := &box{spec: spec, lim: spec.Limits.WithDefaults(), bwrap: bw, created: time.Now()}
+	s.dir = filepath.Join(b.Root, spec.ID)
+	if _, err := os.Stat(s.dir); err == nil {
+		return nil, fmt.Errorf("sandbox %s exists", spec.ID)
+	}
+	s.ws = filepath.Join(s.dir, "workspace")
+	if err := os.MkdirAll(s.ws, 0o755); err != nil {
+		return nil, err
+	}
+	// A size-limited workspace: a tmpfs mounted on the host (needs root).
+	if err := syscall.Mount("tmpfs", s.ws, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size="+strconv.FormatInt(s.lim.WorkspaceBytes, 10)+",mode=0755"); err != nil {
+		s.warn("workspace size is not enforced (mounting a tmpfs needs root: %v)", err)
+	} else {
+		s.mounted = true
+	}
+	s.cg = newCgroup(spec.ID)
+	if err := s.cg.setup(s.lim); err != nil {
+		s.warn("%v", err)
+	}
+	return s, nil
+}
+
+type box struct {
+	spec    sandbox.Spec
+	lim     sandbox.Limits
+	bwrap   string
+	dir, ws string
+	mounted bool
+	cg      *cgroup
+	created time.Time
+
+	mu        sync.Mutex
+	warnings  []string // guarded by mu
+	destroyed bool     // guarded by mu
+}
+
+func (s *box) ID() string { return s.spec.ID }
+
+func (s *box) warn(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.warnings = append(s.warnings, fmt.Sprintf(format, args...))
+}
+
+func (s *box) Warnings() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.warnings...)
+}
+
+// args builds the bubblewrap command line.
+func (s *box) args(req sandbox.ExecRequest) []string {
+	a := []string{
+		"--unshare-all", "--die-with-parent", "--new-session",
+		"--uid", "1000", "--gid", "1000", "--hostname", "aar",
+		"--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/workspace",
+		"--setenv", "LANG", "C.UTF-8", "--setenv", "TMPDIR", "/tmp",
+		"--proc", "/proc", "--dev", "/dev",
+		"--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+		"--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+	}
+	for _, p := range systemRO {
+		if _, err := os.Stat(p); err == nil {
+			a = append(a, "--ro-bind", p, p)
+		}
+	}
+	for _, p := range hidden {
+		if _, err := os.Stat(p); err == nil {
+			a = append(a, "--tmpfs", p)
+		}
+	}
+	a = append(a, "--size", strconv.FormatInt(s.lim.TmpBytes, 10), "--tmpfs", "/tmp",
+		"--bind", s.ws, "/workspace")
+	if s.spec.Data != "" {
+		a = append(a, "--ro-bind", s.spec.Data, "/data")
+	}
+	if s.spec.Shared != "" {
+		a = append(a, "--ro-bind", s.spec.Shared, "/shared")
+	}
+	if s.spec.LabSocket != "" {
+		a = append(a, "--ro-bind", s.spec.LabSocket, "/run/aar/lab.sock", "--setenv", "AAR_LAB", "unix:///run/aar/lab.sock")
+	}
+	if s.spec.AarBinary != "" {
+		a = append(a, "--ro-bind", s.spec.AarBinary, "/usr/local/bin/aar")
+	}
+	for _, kv := range req.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			a = append(a, "--setenv", k, v)
+		}
+	}
+	dir := req.Dir
+	if dir == "" {
+		dir = "/workspace"
+	}
+	a = append(a, "--chdir", dir, "--")
+	if req.Shell != "" {
+		return append(a, "/bin/sh", "-c", req.Shell)
+	}
+	return append(a, req.Argv...)
+}
+
+// Exec implements sandbox.Sandbox.
+func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecResult, error) {
+	s.mu.Lock()
+	dead := s.destroyed
+	s.mu.Unlock()
+	if dead {
+		return nil, errors.New("sandbox is destroyed")
+	}
+	if time.Since(s.created) > s.lim.Lifetime {
+		return nil, fmt.Errorf("sandbox %s outlived its %s lifetime", s.spec.ID, s.lim.Lifetime)
+	}
+	if len(req.Argv) == 0 && req.Shell == "" {
+		return nil, errors.New("exec: give argv or a shell command")
+	}
+	timeout := req.Timeout
+	if timeout <= 0 || timeout > s.lim.CommandTimeout {
+		timeout = s.lim.CommandTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// A small host shell puts itself into the sandbox's cgroups, then
+	// becomes prlimit, which sets the rlimits and becomes bubblewrap.
+	join := s.cg.joinScript()
+	argv := append([]string{"prlimit",
+		"--nofile=" + strconv.Itoa(s.lim.OpenFiles),
+		"--fsize=" + strconv.FormatInt(s.lim.FileBytes, 10),
+		"--core=0", "--", s.bwrap}, s.args(req)...)
+	script := join + `exec "$@"`
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "aar-sandbox"}, argv...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdin = bytes.NewReader(req.Stdin)
+	out := &capped{max: s.lim.OutputBytes}
+	errw := &capped{max: s.lim.OutputBytes}
+	cmd.Stdout, cmd.Stderr = out, errw
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sandbox command: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	timedOut := false
+	select {
+	case werr = <-done:
+	case <-cctx.Done():
+		timedOut = ctx.Err() == nil
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		s.cg.killAll()
+		werr = <-done
+	}
+	// Nothing outlives its command: kill whatever is left in the cgroup.
+	s.cg.killAll()
+	res := &sandbox.ExecResult{Stdout: out.buf.Bytes(), Stderr: errw.buf.Bytes(), StdoutDropped: out.dropped, StderrDropped: errw.dropped,
+		TimedOut: timedOut, Duration: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case werr == nil:
+	case errors.As(werr, &ee):
+		res.ExitCode = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.ExitCode = 128 + int(ws.Signal())
+		}
+	default:
+		return nil, fmt.Errorf("sandbox command: %w", werr)
+	}
+	if res.StdoutDropped > 0 {
+		res.Stdout = append(res.Stdout, fmt.Sprintf("\n[aar: %d more bytes of stdout dropped]\n", res.StdoutDropped)...)
+	}
+	if res.StderrDropped > 0 {
+		res.Stderr = append(res.Stderr, fmt.Sprintf("\n[aar: %d more bytes of stderr dropped]\n", res.StderrDropped)...)
+	}
+	if timedOut {
+		res.Stderr = append(res.Stderr, fmt.Sprintf("\n[aar: killed after the %s command timeout]\n", timeout)...)
+	}
+	return res, nil
+}
+
+// capped keeps the first max bytes written and counts the rest.
+type capped struct {
+	max     int64
+	buf     bytes.Buffer
+	dropped int64
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	room := c.max - int64(c.buf.Len())
+	if room > 0 {
+		n := min(int64(len(p)), room)
+		c.buf.Write(p[:n])
+		c.dropped += int64(len(p)) - n
+	} else {
+		c.dropped += int64(len(p))
+	}
+	return len(p), nil
+}
+
+// inside resolves a workspace-relative path, refusing escapes.
+func (s *box) inside(path string) (string, error) {
+	clean := filepath.Clean("/" + path)
+	p := filepath.Join(s.ws, clean)
+	if !strings.HasPrefix(p, s.ws+string(filepath.Separator)) {
+		return "", fmt.Errorf("path %q leaves /workspace", path)
+	}
+	// Refuse symlinks anywhere on the way (the sandbox may have made them).
+	cur := s.ws
+	for _, part := range strings.Split(strings.TrimPrefix(clean, "/"), "/") {
+		cur = filepath.Join(cur, part)
+		if st, err := os.Lstat(cur); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			return "", fmt.Errorf("path %q goes through a symbolic link", path)
+		}
+	}
+	return p, nil
+}
+
+// WriteFile implements sandbox.Sandbox.
+func (s *box) WriteFile(path string, data []byte) error {
+	p, err := s.inside(path)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, data, 0o644)
+}
+
+// ReadFile implements sandbox.Sandbox.
+func (s *box) ReadFile(path string) ([]byte, error) {
+	p, err := s.inside(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<20))
+}
+
+// Destroy implements sandbox.Sandbox.
+func (s *box) Destroy(ctx context.Context) error {
+	s.mu.Lock()
+	if s.destroyed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.destroyed = true
+	s.mu.Unlock()
+	s.cg.killAll()
+	var errs []error
+	if err := s.cg.remove(); err != nil {
+		errs = append(errs, err)
+	}
+	if s.mounted {
+		if err := syscall.Unmount(s.ws, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount workspace: %w", err))
+		}
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

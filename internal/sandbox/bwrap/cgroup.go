@@ -1,0 +1,152 @@
+package bwrap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aar-lab/aar/internal/sandbox"
+)
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+// cgroup is a sandbox's control groups: one per v1 controller (memory,
+// pids, cpu) under aar/ID, or one v2 group aar/ID.
+type cgroup struct {
+	id    string
+	paths []string // the groups made, where processes are placed
+	v2    bool
+}
+
+func newCgroup(id string) *cgroup { return &cgroup{id: id} }
+
+// v2Available reports a unified hierarchy with the controllers we need.
+func v2Available() bool {
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers"))
+	return err == nil && strings.Contains(string(b), "memory") && strings.Contains(string(b), "pids")
+}
+
+// setup creates the groups and writes the limits; it returns an error
+// naming what could not be enforced (the caller reports it as a warning).
+func (c *cgroup) setup(lim sandbox.Limits) error {
+	if v2Available() {
+		c.v2 = true
+		p := filepath.Join(cgroupRoot, "aar", c.id)
+		os.WriteFile(filepath.Join(cgroupRoot, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0o644)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("memory, process and CPU limits are not enforced (cgroup v2: %v)", err)
+		}
+		os.WriteFile(filepath.Join(cgroupRoot, "aar", "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0o644)
+		c.paths = []string{p}
+		var missing []string
+		write := func(file, val, what string) {
+			if err := os.WriteFile(filepath.Join(p, file), []byte(val), 0o644); err != nil {
+				missing = append(missing, what)
+			}
+		}
+		write("memory.max", strconv.FormatInt(lim.MemoryBytes, 10), "memory")
+		write("memory.swap.max", "0", "swap")
+		write("pids.max", strconv.Itoa(lim.Pids), "processes")
+		write("cpu.weight", strconv.Itoa(max(1, min(10000, lim.CPUShares*100/1024))), "CPU share")
+		if len(missing) > 0 {
+			return fmt.Errorf("not enforced (cgroup v2): %s", strings.Join(missing, ", "))
+		}
+		return nil
+	}
+	var missing []string
+	for _, ctl := range []struct{ name, file, val, what string }{
+		{"memory", "memory.limit_in_bytes", strconv.FormatInt(lim.MemoryBytes, 10), "memory"},
+		{"pids", "pids.max", strconv.Itoa(lim.Pids), "processes"},
+		{"cpu", "cpu.shares", strconv.Itoa(lim.CPUShares), "CPU share"},
+	} {
+		p := filepath.Join(cgroupRoot, ctl.name, "aar", c.id)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			missing = append(missing, ctl.what)
+			continue
+		}
+		c.paths = append(c.paths, p)
+		if err := os.WriteFile(filepath.Join(p, ctl.file), []byte(ctl.val), 0o644); err != nil {
+			missing = append(missing, ctl.what)
+		}
+		if ctl.name == "memory" {
+			// No swap to hide in, where the kernel allows setting it.
+			os.WriteFile(filepath.Join(p, "memory.memsw.limit_in_bytes"), []byte(ctl.val), 0o644)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("not enforced (cgroup v1; root needed): %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// joinScript is shell that moves the current shell into the groups.
+func (c *cgroup) joinScript() string {
+	var b strings.Builder
+	for _, p := range c.paths {
+		fmt.Fprintf(&b, "echo $$ > '%s/cgroup.procs' 2>/dev/null; ", p)
+	}
+	return b.String()
+}
+
+// pids lists the processes in the groups.
+func (c *cgroup) pids() []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, p := range c.paths {
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && !seen[pid] {
+				seen[pid] = true
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// killAll kills every process in the groups until none is left (a fork
+// bomb races the killing, so it repeats for up to two seconds).
+func (c *cgroup) killAll() {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		pids := c.pids()
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Alive is how many processes are in the groups.
+func (c *cgroup) alive() int { return len(c.pids()) }
+
+// remove deletes the groups (after killAll).
+func (c *cgroup) remove() error {
+	var errs []error
+	for _, p := range c.paths {
+		var err error
+		for range 50 {
+			if err = os.Remove(p); err == nil || errors.Is(err, os.ErrNotExist) {
+				err = nil
+				break
+			}
+			c.killAll()
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}

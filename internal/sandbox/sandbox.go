@@ -1,0 +1,127 @@
+// Package sandbox owns where a researcher's commands run: a sandbox made
+// from a spec (a public testbed view, the forum sync, the lab's socket, a
+// label-free aar binary, a private writable workspace), commands run in it
+// under limits (memory, CPU share, processes, open files, file size,
+// workspace and /tmp size, wall clock per command and per sandbox, captured
+// output), and its destruction. Backends live in subpackages
+// (sandbox/bwrap for the local host). A sandbox never holds labels, the
+// lab's data directory, another sandbox's files or a network route: only
+// the lab's Unix socket.
+package sandbox
+
+import (
+	"context"
+	"time"
+)
+
+// Limits bound a sandbox. Zero fields take DefaultLimits' values.
+type Limits struct {
+	MemoryBytes    int64         `json:"memory_bytes"`
+	CPUShares      int           `json:"cpu_shares"` // relative weight (1024 = one default share)
+	Pids           int           `json:"pids"`
+	OpenFiles      int           `json:"open_files"`
+	FileBytes      int64         `json:"file_bytes"`      // largest file a command may write
+	WorkspaceBytes int64         `json:"workspace_bytes"` // /workspace
+	TmpBytes       int64         `json:"tmp_bytes"`       // /tmp
+	CommandTimeout time.Duration `json:"command_timeout"`
+	Lifetime       time.Duration `json:"lifetime"`
+	OutputBytes    int64         `json:"output_bytes"` // per stream kept
+}
+
+// DefaultLimits are a researcher's defaults on a laptop.
+func DefaultLimits() Limits {
+	return Limits{
+		MemoryBytes: 2 << 30, CPUShares: 1024, Pids: 256, OpenFiles: 1024, FileBytes: 1 << 30,
+		WorkspaceBytes: 2 << 30, TmpBytes: 512 << 20, CommandTimeout: 10 * time.Minute,
+		Lifetime: 24 * time.Hour, OutputBytes: 1 << 20,
+	}
+}
+
+// WithDefaults fills zero fields from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	if l.MemoryBytes <= 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.CPUShares <= 0 {
+		l.CPUShares = d.CPUShares
+	}
+	if l.Pids <= 0 {
+		l.Pids = d.Pids
+	}
+	if l.OpenFiles <= 0 {
+		l.OpenFiles = d.OpenFiles
+	}
+	if l.FileBytes <= 0 {
+		l.FileBytes = d.FileBytes
+	}
+	if l.WorkspaceBytes <= 0 {
+		l.WorkspaceBytes = d.WorkspaceBytes
+	}
+	if l.TmpBytes <= 0 {
+		l.TmpBytes = d.TmpBytes
+	}
+	if l.CommandTimeout <= 0 {
+		l.CommandTimeout = d.CommandTimeout
+	}
+	if l.Lifetime <= 0 {
+		l.Lifetime = d.Lifetime
+	}
+	if l.OutputBytes <= 0 {
+		l.OutputBytes = d.OutputBytes
+	}
+	return l
+}
+
+// Spec describes a sandbox to create.
+type Spec struct {
+	ID      string // unique; names the sandbox's directory and cgroups
+	Profile string // "cpu" (default)
+	// Data is the testbed's public view (read-only at /data), Shared the
+	// forum sync (read-only at /shared), LabSocket the lab's Unix socket
+	// (at /run/aar/lab.sock), AarBinary the aar binary (at
+	// /usr/local/bin/aar). Empty means not mounted.
+	Data, Shared, LabSocket, AarBinary string
+	Limits                             Limits
+}
+
+// ExecRequest is one command.
+type ExecRequest struct {
+	Argv    []string // or Shell, run with /bin/sh -c
+	Shell   string
+	Stdin   []byte
+	Env     []string // KEY=VALUE, added to the sandbox's environment
+	Dir     string   // inside the sandbox (default /workspace)
+	Timeout time.Duration
+}
+
+// ExecResult is what a command did.
+type ExecResult struct {
+	ExitCode      int           `json:"exit_code"`
+	Stdout        []byte        `json:"stdout"`
+	Stderr        []byte        `json:"stderr"`
+	StdoutDropped int64         `json:"stdout_dropped"`
+	StderrDropped int64         `json:"stderr_dropped"`
+	TimedOut      bool          `json:"timed_out"`
+	Duration      time.Duration `json:"duration"`
+}
+
+// Sandbox is a live sandbox.
+type Sandbox interface {
+	ID() string
+	// Exec runs a command. A command that fails is a result (with its exit
+	// code); an error means the sandbox itself failed or is gone.
+	Exec(ctx context.Context, req ExecRequest) (*ExecResult, error)
+	// WriteFile and ReadFile reach files under /workspace (path relative).
+	WriteFile(path string, data []byte) error
+	ReadFile(path string) ([]byte, error)
+	// Warnings lists the limits this host could not enforce.
+	Warnings() []string
+	// Destroy kills every process and removes the sandbox; idempotent.
+	Destroy(ctx context.Context) error
+}
+
+// Backend makes sandboxes.
+type Backend interface {
+	Create(ctx context.Context, spec Spec) (Sandbox, error)
+}
