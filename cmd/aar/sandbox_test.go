@@ -1,0 +1,66 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseLimits(t *testing.T) {
+	l, err := parseLimits("memory=512M, pids=64,timeout=30s,workspace=1G,files=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.MemoryBytes != 512<<20 || l.Pids != 64 || l.CommandTimeout.Seconds() != 30 || l.WorkspaceBytes != 1<<30 || l.OpenFiles != 100 {
+		t.Errorf("parsed %+v", l)
+	}
+	for _, bad := range []string{"memory", "memory=-1", "memory=lots", "disk=1G", "timeout=soon"} {
+		if _, err := parseLimits(bad); err == nil {
+			t.Errorf("%q: accepted", bad)
+		}
+	}
+}
+
+// TestSandboxRunCLI runs `aar sandbox run` on an imported testbed: the public
+// view is at /data, the sealed labels are not, and bad limits are refused
+// before anything is created.
+func TestSandboxRunCLI(t *testing.T) {
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("bubblewrap is not installed (apt-get install bubblewrap; .ci/run installs it)")
+	}
+	data := t.TempDir()
+	if code, out, errs := aar(t, data, "testbed", "import", filepath.Join(fixture, "labeled_data", "chat"),
+		"--name", "chat", "--cache", filepath.Join(fixture, "cache_results")); code != exitOK {
+		t.Fatalf("import: exit %d %s %s", code, out, errs)
+	}
+	code, out, errs := aar(t, data, "sandbox", "run", "--testbed", "chat", "--limits", "memory=256M,timeout=20s",
+		"--", "sh", "-c", "ls /data; id -u; cat /data/test.jsonl")
+	if code != exitOK {
+		t.Fatalf("sandbox run: exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(out, "test.jsonl") || !strings.Contains(out, "\n1000\n") || !strings.Contains(errs, "exit 0") {
+		t.Errorf("sandbox run output:\n%s\n%s", out, errs)
+	}
+	if strings.Contains(out, `"label"`) {
+		t.Errorf("the sandbox's test set carries labels:\n%s", out)
+	}
+	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--", "sh", "-c", "exit 3"); code == exitOK || !strings.Contains(errs, "exited 3") {
+		t.Errorf("failing command: exit %d %s", code, errs)
+	}
+	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--limits", "disk=1G", "--", "true"); code != exitUsage || !strings.Contains(errs, "memory, cpu") {
+		t.Errorf("bad limit: exit %d %s", code, errs)
+	}
+	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "nope", "--", "true"); code == exitOK || !strings.Contains(errs, "nope") {
+		t.Errorf("unknown testbed: exit %d %s", code, errs)
+	}
+	code, out, _ = aar(t, data, "sandbox", "doctor", "--json")
+	var checks []struct {
+		Feature string
+		OK      bool
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &checks) != nil || len(checks) < 3 || checks[0].Feature != "bubblewrap" || !checks[0].OK {
+		t.Errorf("doctor --json: exit %d %s", code, out)
+	}
+}
