@@ -5,7 +5,7 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build demo demo-study test race lint fuzz bench bench-lab bench-lr testbeds-check clean
+.PHONY: build demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
@@ -64,6 +64,12 @@ bench:
 
 # The lab's submission throughput on loopback (SQLite; PostgreSQL too when
 # AAR_TEST_POSTGRES names a server) and per-submission scoring.
+# Sandbox latency (exec p50/p99 against a plain fork/exec, create+destroy)
+# and a loopback HTTP server's p99 with 50 busy sandboxes; needs bubblewrap.
+bench-sandbox:
+	$(GO) test ./internal/sandbox/bwrap -run '^$$' -bench 'ExecTrue|CreateDestroy' -benchtime 200x
+	$(GO) test ./internal/sandbox/bwrap -run '^$$' -bench BusySandboxes -benchtime 3x
+
 bench-lab:
 	$(GO) test ./internal/lab -run '^$$' -bench BenchmarkSubmissions -benchtime 4000x
 	$(GO) test ./internal/score -run '^$$' -bench BenchmarkScoreSubmission -benchmem

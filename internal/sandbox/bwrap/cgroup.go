@@ -15,6 +15,13 @@ import (
 
 const cgroupRoot = "/sys/fs/cgroup"
 
+// ParentCPUShares is the CPU weight (cgroup v1 cpu.shares; v2 cpu.weight is
+// scaled from it) of the aar/ group holding every sandbox. A process on the
+// host, such as the lab's API, weighs 1024, so all sandboxes together yield
+// to it when it wants CPU and share the idle cores otherwise; per-sandbox
+// shares divide the group among sandboxes.
+const ParentCPUShares = 128
+
 // cgroup is a sandbox's control groups: one per v1 controller (memory,
 // pids, cpu) under aar/ID, or one v2 group aar/ID.
 type cgroup struct {
@@ -42,6 +49,7 @@ func (c *cgroup) setup(lim sandbox.Limits) error {
 			return fmt.Errorf("memory, process and CPU limits are not enforced (cgroup v2: %v)", err)
 		}
 		os.WriteFile(filepath.Join(cgroupRoot, "aar", "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0o644)
+		os.WriteFile(filepath.Join(cgroupRoot, "aar", "cpu.weight"), []byte(strconv.Itoa(ParentCPUShares*100/1024)), 0o644)
 		c.paths = []string{p}
 		var missing []string
 		write := func(file, val, what string) {
@@ -70,6 +78,9 @@ func (c *cgroup) setup(lim sandbox.Limits) error {
 			continue
 		}
 		c.paths = append(c.paths, p)
+		if ctl.name == "cpu" {
+			os.WriteFile(filepath.Join(cgroupRoot, "cpu", "aar", "cpu.shares"), []byte(strconv.Itoa(ParentCPUShares)), 0o644)
+		}
 		if err := os.WriteFile(filepath.Join(p, ctl.file), []byte(ctl.val), 0o644); err != nil {
 			missing = append(missing, ctl.what)
 		}
