@@ -112,7 +112,7 @@ func BenchmarkBusySandboxes(b *testing.B) {
 		var boxes []sandbox.Sandbox
 		var wg sync.WaitGroup
 		for i := range 50 {
-			s, err := bk.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("busy%d", i), })
+			s, err := bk.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("busy%d", i)})
 			if err != nil {
 				b.Fatal(err)
 			}

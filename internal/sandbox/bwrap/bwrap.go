@@ -181,8 +181,9 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	if dead {
 		return nil, errors.New("sandbox is destroyed")
 	}
-	if time.Since(s.created) > s.lim.Lifetime {
-		return nil, fmt.Errorf("sandbox %s outlived its %s lifetime", s.spec.ID, s.lim.Lifetime)
+	left := s.lim.Lifetime - time.Since(s.created)
+	if left <= 0 {
+		return nil, fmt.Errorf("sandbox %s outlived its %s lifetime: create a new one", s.spec.ID, s.lim.Lifetime)
 	}
 	if len(req.Argv) == 0 && req.Shell == "" {
 		return nil, errors.New("exec: give argv or a shell command")
@@ -191,6 +192,8 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	if timeout <= 0 || timeout > s.lim.CommandTimeout {
 		timeout = s.lim.CommandTimeout
 	}
+	// No command runs past the sandbox's lifetime.
+	timeout = min(timeout, left)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// A small host shell puts itself into the sandbox's cgroups, then

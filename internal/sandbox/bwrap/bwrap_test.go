@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,6 +197,17 @@ func TestResourceLimits(t *testing.T) {
 	if w := s.Warnings(); len(w) > 0 {
 		t.Fatalf("limits not enforced as root: %v", w)
 	}
+	// A lab-like server on the host must keep answering through every bomb.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "serving") }))
+	defer srv.Close()
+	defer func() {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Errorf("the lab stopped serving: %v", err)
+			return
+		}
+		resp.Body.Close()
+	}()
 	t.Run("memory bomb", func(t *testing.T) {
 		r := run(t, s, "python3 -c 'x = bytearray(512 << 20); print(len(x))'", time.Minute)
 		if r.ExitCode == 0 {

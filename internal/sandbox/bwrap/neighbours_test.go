@@ -1,0 +1,104 @@
+package bwrap
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aar-lab/aar/internal/sandbox"
+)
+
+// TestNeighbours puts two sandboxes side by side under one backend, next to
+// a lab-like HTTP server and a lab database file, and attacks from one: the
+// other's workspace, the database and the shared forum copy are out of
+// reach or read-only, and the server keeps answering throughout.
+func TestNeighbours(t *testing.T) {
+	needBwrap(t)
+	root := t.TempDir()
+	shared := filepath.Join(root, "shared")
+	os.MkdirAll(shared, 0o755)
+	os.WriteFile(filepath.Join(shared, "post-1.md"), []byte("a finding\n"), 0o644)
+	labdb := filepath.Join(root, "lab", "lab.db")
+	os.MkdirAll(filepath.Dir(labdb), 0o700)
+	os.WriteFile(labdb, []byte("SQLite format 3\x00 LABDB-CANARY"), 0o600)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "serving") }))
+	defer srv.Close()
+	serving := func(t *testing.T) {
+		t.Helper()
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatalf("the lab stopped serving: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "serving" {
+			t.Fatalf("the lab answered %q", b)
+		}
+	}
+
+	b := &Backend{Root: filepath.Join(root, "sandboxes")}
+	mk := func(id string) sandbox.Sandbox {
+		s, err := b.Create(context.Background(), sandbox.Spec{ID: id, Shared: shared})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Destroy(context.Background()) })
+		return s
+	}
+	a, other := mk("alice"), mk("bob")
+	if err := other.WriteFile("secret.txt", []byte("BOB-SECRET")); err != nil {
+		t.Fatal(err)
+	}
+	otherDir := other.(*box).dir
+
+	t.Run("read another sandbox's workspace", func(t *testing.T) {
+		r := run(t, a, fmt.Sprintf("cat %s/workspace/secret.txt %s/secret.txt 2>/dev/null; ls %s 2>/dev/null; grep -rls BOB-SECRET / --exclude-dir=proc --exclude-dir=sys 2>/dev/null | head -1", otherDir, otherDir, filepath.Dir(otherDir)), time.Minute)
+		if out := strings.TrimSpace(string(r.Stdout)); out != "" {
+			t.Errorf("reached the neighbour: %q", r.Stdout)
+		}
+		serving(t)
+	})
+	t.Run("read the lab database", func(t *testing.T) {
+		r := run(t, a, "cat "+labdb+" 2>/dev/null; find / -name 'lab.db' -not -path '/proc/*' 2>/dev/null", time.Minute)
+		if out := strings.TrimSpace(string(r.Stdout)); out != "" {
+			t.Errorf("reached the lab database: %q", r.Stdout)
+		}
+		serving(t)
+	})
+	t.Run("shared is read-only", func(t *testing.T) {
+		r := run(t, a, "cat /shared/post-1.md; echo forged > /shared/post-2.md 2>&1; rm /shared/post-1.md 2>&1; echo rc=$?", 0)
+		if !strings.Contains(string(r.Stdout), "a finding") || !strings.Contains(string(r.Stdout), "rc=1") {
+			t.Errorf("/shared: %q", r.Stdout)
+		}
+		if _, err := os.Stat(filepath.Join(shared, "post-2.md")); err == nil {
+			t.Error("the sandbox wrote into the shared forum copy")
+		}
+		serving(t)
+	})
+	t.Run("the neighbour is intact", func(t *testing.T) {
+		if got, err := other.ReadFile("secret.txt"); err != nil || string(got) != "BOB-SECRET" {
+			t.Errorf("neighbour's file: %q %v", got, err)
+		}
+	})
+}
+
+// TestLifetime: a command cannot run past the sandbox's lifetime, and no
+// command starts after it.
+func TestLifetime(t *testing.T) {
+	s, _ := newBox(t, sandbox.Limits{Lifetime: 1500 * time.Millisecond, CommandTimeout: time.Minute})
+	t0 := time.Now()
+	r := run(t, s, "sleep 30", 0)
+	if !r.TimedOut || time.Since(t0) > 10*time.Second {
+		t.Errorf("a command outran the lifetime: %+v after %s", r, time.Since(t0))
+	}
+	if _, err := s.Exec(context.Background(), sandbox.ExecRequest{Shell: "true"}); err == nil || !strings.Contains(err.Error(), "lifetime") {
+		t.Errorf("exec after the lifetime: %v", err)
+	}
+}
