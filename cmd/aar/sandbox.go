@@ -22,7 +22,11 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		Short: "Report which isolation features and profiles this host supports",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			checks := bwrap.Doctor(cmd.Context(), filepath.Join(os.TempDir(), "aar-doctor"))
+			b, err := g.sandboxBackend(filepath.Join(os.TempDir(), "aar-doctor"))
+			if err != nil {
+				return err
+			}
+			checks := bwrap.Doctor(cmd.Context(), b)
 			if asJSON {
 				return writeJSON(g.stdout, checks)
 			}
@@ -91,7 +95,10 @@ K/M/G suffixes, durations Go's form (10m, 30s).`,
 			if sock := filepath.Join(dir, "lab.sock"); fileExists(sock) {
 				spec.LabSocket = sock
 			}
-			b := &bwrap.Backend{Root: filepath.Join(dir, "sandboxes")}
+			b, err := g.sandboxBackend(filepath.Join(dir, "sandboxes"))
+			if err != nil {
+				return err
+			}
 			s, err := b.Create(cmd.Context(), spec)
 			if err != nil {
 				return err
@@ -122,6 +129,20 @@ K/M/G suffixes, durations Go's form (10m, 30s).`,
 	f.BoolVar(&keep, "keep", false, "keep the sandbox after the command")
 	c.AddCommand(doctor, run)
 	return c
+}
+
+// sandboxBackend is the local backend with the profiles in
+// DATA/sandbox-profiles.
+func (g *globals) sandboxBackend(root string) (*bwrap.Backend, error) {
+	dir, err := g.dataDir()
+	if err != nil {
+		return nil, err
+	}
+	profs, err := bwrap.LoadProfiles(filepath.Join(dir, "sandbox-profiles"))
+	if err != nil {
+		return nil, err
+	}
+	return &bwrap.Backend{Root: root, Profiles: profs}, nil
 }
 
 func fileExists(p string) bool {

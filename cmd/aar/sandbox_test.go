@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,15 @@ func TestSandboxRunCLI(t *testing.T) {
 	}
 	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "nope", "--", "true"); code == exitOK || !strings.Contains(errs, "nope") {
 		t.Errorf("unknown testbed: exit %d %s", code, errs)
+	}
+	// A profile from DATA/sandbox-profiles.
+	os.MkdirAll(filepath.Join(data, "sandbox-profiles"), 0o755)
+	os.WriteFile(filepath.Join(data, "sandbox-profiles", "shell.json"), []byte(`{"name":"shell","read_only":["/usr/bin","/usr/lib","/usr/lib64"],"env":{"AAR_PROFILE":"shell"}}`), 0o644)
+	if code, out, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--profile", "shell", "--", "sh", "-c", "echo $AAR_PROFILE"); code != exitOK || out != "shell\n" {
+		t.Errorf("--profile shell: exit %d %q %s", code, out, errs)
+	}
+	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--profile", "gpu", "--", "true"); code == exitOK || !strings.Contains(errs, "gpu.json") {
+		t.Errorf("unknown profile: exit %d %s", code, errs)
 	}
 	code, out, _ = aar(t, data, "sandbox", "doctor", "--json")
 	var checks []struct {

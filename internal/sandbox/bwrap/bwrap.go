@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,18 +33,13 @@ type Backend struct {
 	Root string // e.g. DATA/sandboxes
 	// Bwrap is the bubblewrap binary (default: found on PATH).
 	Bwrap string
+	// Profiles adds to (or replaces) the built-in cpu profile.
+	Profiles map[string]Profile
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
 
 var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
-
-// systemRO are the host directories a cpu sandbox sees, read-only.
-var systemRO = []string{"/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/share/zoneinfo", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ssl"}
-
-// hidden are paths under the allowed directories that a sandbox must not
-// see (toolchain sources and data packages), covered by empty tmpfs.
-var hidden = []string{"/usr/lib/go", "/usr/lib/R", "/usr/lib/google-cloud-sdk"}
 
 // Create makes a sandbox.
 func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
@@ -53,8 +49,12 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 	if spec.Profile == "" {
 		spec.Profile = "cpu"
 	}
-	if spec.Profile != "cpu" {
-		return nil, fmt.Errorf("sandbox profile %q: this backend has the cpu profile only", spec.Profile)
+	prof, err := b.profile(spec.Profile)
+	if err != nil {
+		return nil, err
+	}
+	if err := prof.Validate(); err != nil {
+		return nil, err
 	}
 	bw := b.Bwrap
 	if bw == "" {
@@ -72,7 +72,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 			return nil, fmt.Errorf("sandbox %s %s: %w", name, p, err)
 		}
 	}
-	s := &box{spec: spec, lim: spec.Limits.WithDefaults(), bwrap: bw, created: time.Now()}
+	s := &box{spec: spec, prof: prof, lim: spec.Limits.WithDefaults(), bwrap: bw, created: time.Now()}
 	s.dir = filepath.Join(b.Root, spec.ID)
 	if _, err := os.Stat(s.dir); err == nil {
 		return nil, fmt.Errorf("sandbox %s exists", spec.ID)
@@ -96,6 +96,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 
 type box struct {
 	spec    sandbox.Spec
+	prof    Profile
 	lim     sandbox.Limits
 	bwrap   string
 	dir, ws string
@@ -133,12 +134,12 @@ func (s *box) args(req sandbox.ExecRequest) []string {
 		"--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
 		"--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
 	}
-	for _, p := range systemRO {
+	for _, p := range s.prof.ReadOnly {
 		if _, err := os.Stat(p); err == nil {
 			a = append(a, "--ro-bind", p, p)
 		}
 	}
-	for _, p := range hidden {
+	for _, p := range s.prof.Hidden {
 		if _, err := os.Stat(p); err == nil {
 			a = append(a, "--tmpfs", p)
 		}
@@ -156,6 +157,14 @@ func (s *box) args(req sandbox.ExecRequest) []string {
 	}
 	if s.spec.AarBinary != "" {
 		a = append(a, "--ro-bind", s.spec.AarBinary, "/usr/local/bin/aar")
+	}
+	envKeys := make([]string, 0, len(s.prof.Env))
+	for k := range s.prof.Env {
+		envKeys = append(envKeys, k)
+	}
+	sort.Strings(envKeys)
+	for _, k := range envKeys {
+		a = append(a, "--setenv", k, s.prof.Env[k])
 	}
 	for _, kv := range req.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {

@@ -20,8 +20,9 @@ type Check struct {
 }
 
 // Doctor reports which isolation features and profiles this host supports,
-// by looking and by running a sandbox under root (a temporary directory).
-func Doctor(ctx context.Context, root string) []Check {
+// by looking and by running sandboxes under b.Root: one to test isolation,
+// then one per profile running the profile's check command.
+func Doctor(ctx context.Context, b *Backend) []Check {
 	var out []Check
 	add := func(feature string, ok bool, format string, args ...any) {
 		out = append(out, Check{Feature: feature, OK: ok, Detail: fmt.Sprintf(format, args...)})
@@ -51,13 +52,6 @@ func Doctor(ctx context.Context, root string) []Check {
 		}
 		add("cgroups", len(ctl) == 3, "v1 controllers: %s", strings.Join(ctl, ", "))
 	}
-	py := exec.Command("/usr/bin/python3", "-c", "import numpy, scipy, sklearn; print(numpy.__version__, scipy.__version__, sklearn.__version__)")
-	if b, err := py.Output(); err == nil {
-		add("profile cpu: python3", true, "numpy, scipy, scikit-learn %s", strings.TrimSpace(string(b)))
-	} else {
-		add("profile cpu: python3", false, "Debian python3 with numpy, scipy and scikit-learn missing: apt-get install python3-numpy python3-scipy python3-sklearn")
-	}
-	b := &Backend{Root: root}
 	start := time.Now()
 	s, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("doctor-%d", time.Now().UnixNano()%1e9)})
 	if err != nil {
@@ -78,5 +72,40 @@ func Doctor(ctx context.Context, root string) []Check {
 	for _, w := range s.Warnings() {
 		add("limit", false, "%s", w)
 	}
+	for _, name := range b.ProfileNames() {
+		feature := "profile " + name
+		prof, err := b.profile(name)
+		if err == nil {
+			err = prof.Validate()
+		}
+		if err != nil {
+			add(feature, false, "%v", err)
+			continue
+		}
+		if len(prof.Check) == 0 {
+			add(feature, true, "%s (no check command)", prof.Description)
+			continue
+		}
+		ps, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("doctor-%s-%d", name, time.Now().UnixNano()%1e9), Profile: name})
+		if err != nil {
+			add(feature, false, "create: %v", err)
+			continue
+		}
+		res, err := ps.Exec(ctx, sandbox.ExecRequest{Argv: prof.Check, Timeout: 2 * time.Minute})
+		ps.Destroy(ctx)
+		switch {
+		case err != nil:
+			add(feature, false, "check: %v", err)
+		case res.ExitCode != 0:
+			add(feature, false, "check %q exited %d: %s; fix: %s", strings.Join(prof.Check, " "), res.ExitCode, lastLine(res.Stderr), prof.Fix)
+		default:
+			add(feature, true, "%s", strings.TrimSpace(string(res.Stdout)))
+		}
+	}
 	return out
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }
