@@ -127,6 +127,12 @@ func TestAttacks(t *testing.T) {
 		defer ln.Close()
 		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "reached") }))
 		port := ln.Addr().(*net.TCPAddr).Port
+		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer udp.Close()
+		uport := udp.LocalAddr().(*net.UDPAddr).Port
 		r := run(t, s, fmt.Sprintf(`python3 -c "
 import socket
 for host in ['127.0.0.1', '10.0.0.1']:
@@ -138,10 +144,19 @@ try:
     socket.getaddrinfo('example.com', 80); print('dns ok')
 except OSError:
     print('no dns')
-"`, port), time.Minute)
+for host in ['127.0.0.1', '10.0.0.1']:
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'LEAK', (host, %d))
+    except OSError:
+        pass
+"`, port, uport), time.Minute)
 		out := string(r.Stdout)
 		if strings.Contains(out, "connected") || strings.Contains(out, "dns ok") || !strings.Contains(out, "no dns") {
 			t.Errorf("network from the sandbox: %q %q", out, r.Stderr)
+		}
+		udp.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if n, from, err := udp.ReadFrom(make([]byte, 16)); err == nil {
+			t.Errorf("a UDP datagram (%d bytes from %v) reached the host", n, from)
 		}
 	})
 	t.Run("write outside the workspace", func(t *testing.T) {
@@ -178,9 +193,23 @@ except OSError:
 		}
 	})
 	t.Run("signal or ptrace the host", func(t *testing.T) {
-		r := run(t, s, fmt.Sprintf("kill -9 %d 2>&1; echo rc=$?; ls /proc | grep -c '^[0-9]'", os.Getpid()), 0)
+		r := run(t, s, fmt.Sprintf("kill -9 %d 2>&1; echo rc=$?", os.Getpid()), 0)
 		if !strings.Contains(string(r.Stdout), "rc=1") {
 			t.Errorf("killed the host process? %q", r.Stdout)
+		}
+		// PTRACE_ATTACH (16) to the host's pid, and to every pid the
+		// sandbox can see outside its own shell: none is a host process.
+		r = run(t, s, fmt.Sprintf(`python3 -c "
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+print('attach', libc.ptrace(16, %d, 0, 0), ctypes.get_errno())
+print('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+"`, os.Getpid()), time.Minute)
+		if !strings.Contains(string(r.Stdout), "attach -1 3") { // ESRCH: no such process
+			t.Errorf("ptrace of the host: %q %q", r.Stdout, r.Stderr)
+		}
+		if strings.Contains(string(r.Stdout), fmt.Sprintf(" %d,", os.Getpid())) || strings.Contains(string(r.Stdout), fmt.Sprintf(" %d]", os.Getpid())) {
+			t.Errorf("the host's pid is visible: %q", r.Stdout)
 		}
 	})
 	t.Run("change the clock", func(t *testing.T) {
