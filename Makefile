@@ -33,7 +33,7 @@ test:
 
 # The race detector over the concurrent parts (lab, ledger, forum, learners).
 race:
-	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline
+	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline ./internal/sandbox/...
 	$(GO) test -race -count=1 ./cmd/aar -run 'TestLabCLI|TestForumScenario|TestBuiltinPipeline|TestEndToEnd'
 
 # gofmt and staticcheck (installed from the Go module proxy when missing).
