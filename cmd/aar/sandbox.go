@@ -22,7 +22,12 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		Short: "Report which isolation features and profiles this host supports",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := g.sandboxBackend(filepath.Join(os.TempDir(), "aar-doctor"))
+			tmp, err := os.MkdirTemp("", "aar-doctor-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			b, err := g.sandboxBackend(tmp)
 			if err != nil {
 				return err
 			}
@@ -116,6 +121,9 @@ K/M/G suffixes, durations Go's form (10m, 30s).`,
 			g.stdout.Write(res.Stdout)
 			g.stderr.Write(res.Stderr)
 			fmt.Fprintf(g.stderr, "[sandbox %s: exit %d in %s]\n", id, res.ExitCode, res.Duration.Round(time.Millisecond))
+			if res.TimedOut {
+				return fmt.Errorf("the command hit its time limit and every process in the sandbox was killed (raise it with --limits timeout=...)")
+			}
 			if res.ExitCode != 0 {
 				return fmt.Errorf("the command exited %d", res.ExitCode)
 			}

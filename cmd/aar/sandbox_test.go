@@ -50,6 +50,9 @@ func TestSandboxRunCLI(t *testing.T) {
 	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--", "sh", "-c", "exit 3"); code == exitOK || !strings.Contains(errs, "exited 3") {
 		t.Errorf("failing command: exit %d %s", code, errs)
 	}
+	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--limits", "timeout=1s", "--", "sleep", "30"); code == exitOK || !strings.Contains(errs, "time limit") {
+		t.Errorf("timeout: exit %d %s", code, errs)
+	}
 	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--limits", "disk=1G", "--", "true"); code != exitUsage || !strings.Contains(errs, "memory, cpu") {
 		t.Errorf("bad limit: exit %d %s", code, errs)
 	}
