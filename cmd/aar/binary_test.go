@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -24,11 +23,7 @@ func TestBinaryHoldsNoTestbedData(t *testing.T) {
 	if len(dirs) == 0 {
 		t.Skip("no committed testbeds")
 	}
-	bin := filepath.Join(t.TempDir(), "aar")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildAar(t)
 	exe, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)

@@ -94,18 +94,9 @@ func TestLabSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child lab process")
 	}
-	bin := filepath.Join(t.TempDir(), "aar")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildAar(t)
 	data := t.TempDir()
-	if code, _, errs := aar(t, data, "testbed", "import", filepath.Join(fixture, "labeled_data", "chat"), "--name", "chat", "--cache", filepath.Join(fixture, "cache_results")); code != 0 {
-		t.Fatal(errs)
-	}
-	view := filepath.Join(t.TempDir(), "view")
-	if code, _, errs := aar(t, data, "testbed", "public", "chat", view); code != 0 {
-		t.Fatal(errs)
-	}
+	view := importChat(t, data)
 	lines, err := jsonl.ReadFile(filepath.Join(view, "test.jsonl"), jsonl.Limits{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	forumsqlite "github.com/aar-lab/aar/internal/forum/sqlite"
 	"github.com/aar-lab/aar/internal/jsonl"
@@ -42,16 +40,7 @@ func TestForumScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	addrc, done := make(chan net.Addr, 1), make(chan error, 1)
-	go func() { done <- l.Serve(sctx, "127.0.0.1:0", "", func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the lab did not start")
-	}
-	t.Cleanup(func() { cancel(); <-done })
+	addr := serveLab(t, l, "")
 	t.Setenv("AAR_LAB", "http://"+addr.String())
 
 	as := func(tok string, args ...string) (int, string, string) {

@@ -1,53 +1,24 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aar-lab/aar/internal/jsonl"
-	"github.com/aar-lab/aar/internal/lab"
-	"github.com/aar-lab/aar/internal/store/sqlite"
 )
 
 // TestLabCLI drives a lab served in-process (TCP and Unix socket) with the
 // admin and researcher commands: campaign, token, submit, revoke.
 func TestLabCLI(t *testing.T) {
 	data := t.TempDir()
-	if code, _, errs := aar(t, data, "testbed", "import", filepath.Join(fixture, "labeled_data", "chat"), "--name", "chat", "--cache", filepath.Join(fixture, "cache_results")); code != 0 {
-		t.Fatal(errs)
-	}
-	view := filepath.Join(t.TempDir(), "view")
-	if code, _, errs := aar(t, data, "testbed", "public", "chat", view); code != 0 {
-		t.Fatal(errs)
-	}
-	db, err := sqlite.Open(context.Background(), filepath.Join(data, "lab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	l, admin, err := lab.New(context.Background(), lab.Config{DataDir: data, Ledger: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	view := importChat(t, data)
+	l, admin := newLab(t, data)
 	sock := filepath.Join(t.TempDir(), "lab.sock")
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- l.Serve(ctx, "127.0.0.1:0", sock, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the lab did not start")
-	}
-	t.Cleanup(func() { cancel(); <-done })
+	addr := serveLab(t, l, sock)
 
 	t.Setenv("AAR_LAB", "http://"+addr.String())
 	t.Setenv("AAR_TOKEN", admin)

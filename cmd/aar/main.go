@@ -117,6 +117,15 @@ func (g *globals) testbeds() (*testbed.Store, error) {
 	return testbed.OpenStore(dir)
 }
 
+// loadTestbed opens the store and loads one testbed from it.
+func (g *globals) loadTestbed(name string) (*testbed.Testbed, error) {
+	store, err := g.testbeds()
+	if err != nil {
+		return nil, err
+	}
+	return store.Load(name)
+}
+
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{

@@ -75,11 +75,7 @@ K/M/G suffixes, durations Go's form (10m, 30s).`,
 			if err != nil {
 				return usageError{err}
 			}
-			store, err := g.testbeds()
-			if err != nil {
-				return err
-			}
-			tb, err := store.Load(tbName)
+			tb, err := g.loadTestbed(tbName)
 			if err != nil {
 				return err
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,10 +10,8 @@ import (
 	"time"
 
 	"github.com/aar-lab/aar/internal/jsonl"
-	"github.com/aar-lab/aar/internal/lab"
 	"github.com/aar-lab/aar/internal/sandbox"
 	"github.com/aar-lab/aar/internal/sandbox/bwrap"
-	"github.com/aar-lab/aar/internal/store/sqlite"
 )
 
 // TestSandboxSubmitsToLab is a researcher's path end to end: a real lab
@@ -29,38 +26,11 @@ func TestSandboxSubmitsToLab(t *testing.T) {
 		t.Skip("bubblewrap is not installed (apt-get install bubblewrap; .ci/run installs it)")
 	}
 	data := t.TempDir()
-	if code, _, errs := aar(t, data, "testbed", "import", filepath.Join(fixture, "labeled_data", "chat"), "--name", "chat", "--cache", filepath.Join(fixture, "cache_results")); code != 0 {
-		t.Fatal(errs)
-	}
-	view := filepath.Join(t.TempDir(), "view")
-	if code, _, errs := aar(t, data, "testbed", "public", "chat", view); code != 0 {
-		t.Fatal(errs)
-	}
-	bin := filepath.Join(t.TempDir(), "aar")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	db, err := sqlite.Open(context.Background(), filepath.Join(data, "lab.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	l, admin, err := lab.New(context.Background(), lab.Config{DataDir: data, Ledger: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	view := importChat(t, data)
+	bin := buildAar(t)
+	l, admin := newLab(t, data)
 	sock := filepath.Join(t.TempDir(), "lab.sock")
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- l.Serve(ctx, "127.0.0.1:0", sock, func(a net.Addr) { addrc <- a }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the lab did not start")
-	}
-	t.Cleanup(func() { cancel(); <-done })
+	addr := serveLab(t, l, sock)
 	t.Setenv("AAR_LAB", "http://"+addr.String())
 	t.Setenv("AAR_TOKEN", admin)
 	if code, _, errs := aar(t, data, "lab", "campaign", "create", "--id", "c1", "--testbed", "chat"); code != 0 {

@@ -50,11 +50,7 @@ cell.`,
 			default:
 				return usagef("--split %q: use feedback, holdout, sealed or all", split)
 			}
-			store, err := g.testbeds()
-			if err != nil {
-				return err
-			}
-			tb, err := store.Load(tbName)
+			tb, err := g.loadTestbed(tbName)
 			if err != nil {
 				return err
 			}

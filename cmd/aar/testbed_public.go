@@ -20,11 +20,7 @@ There is no train_label.jsonl. Predictions given as a JSON array follow the
 order of OUT/test.jsonl.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.testbeds()
-			if err != nil {
-				return err
-			}
-			tb, err := store.Load(args[0])
+			tb, err := g.loadTestbed(args[0])
 			if err != nil {
 				return err
 			}
