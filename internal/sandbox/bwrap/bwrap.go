@@ -205,14 +205,13 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	timeout = min(timeout, left)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// A small host shell puts itself into the sandbox's cgroups, then
-	// becomes prlimit, which sets the rlimits and becomes bubblewrap.
+	// A small host shell puts itself into the sandbox's cgroups, sets the
+	// rlimits with its ulimit builtin (POSIX: file size in 512-byte
+	// blocks; one exec fewer than prlimit) and becomes bubblewrap.
 	join := s.cg.joinScript()
-	argv := append([]string{"prlimit",
-		"--nofile=" + strconv.Itoa(s.lim.OpenFiles),
-		"--fsize=" + strconv.FormatInt(s.lim.FileBytes, 10),
-		"--core=0", "--", s.bwrap}, s.args(req)...)
-	script := join + `exec "$@"`
+	argv := append([]string{s.bwrap}, s.args(req)...)
+	script := join + fmt.Sprintf(`ulimit -n %d && ulimit -f %d && ulimit -c 0 && exec "$@"`,
+		s.lim.OpenFiles, max(1, s.lim.FileBytes/512))
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "aar-sandbox"}, argv...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdin = bytes.NewReader(req.Stdin)

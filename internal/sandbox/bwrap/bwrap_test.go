@@ -21,9 +21,6 @@ func needBwrap(t *testing.T) {
 	if _, err := exec.LookPath("bwrap"); err != nil {
 		t.Skip("bubblewrap is not installed (apt-get install bubblewrap; .ci/run installs it)")
 	}
-	if _, err := exec.LookPath("prlimit"); err != nil {
-		t.Skip("prlimit (util-linux) is not installed")
-	}
 }
 
 func needRoot(t *testing.T) {

@@ -34,10 +34,10 @@ func Doctor(ctx context.Context, b *Backend) []Check {
 	}
 	v, _ := exec.Command(bw, "--version").Output()
 	add("bubblewrap", true, "%s (%s)", strings.TrimSpace(string(v)), bw)
-	if _, err := exec.LookPath("prlimit"); err != nil {
-		add("rlimits", false, "prlimit (util-linux) not found: open files and file size are not limited")
+	if out, err := exec.Command("/bin/sh", "-c", "ulimit -n 64 && ulimit -f 8 && ulimit -c 0 && ulimit -n && ulimit -f").Output(); err != nil || strings.Fields(string(out))[0] != "64" {
+		add("rlimits", false, "/bin/sh's ulimit could not set open files and file size (%v): they are not limited", err)
 	} else {
-		add("rlimits", true, "prlimit sets open files and file size")
+		add("rlimits", true, "/bin/sh's ulimit sets open files, file size and core size")
 	}
 	add("root", os.Geteuid() == 0, "euid %d (cgroup limits and the workspace size need root)", os.Geteuid())
 	switch {

@@ -102,3 +102,22 @@ func TestLifetime(t *testing.T) {
 		t.Errorf("exec after the lifetime: %v", err)
 	}
 }
+
+// TestRlimits: open files and file size are limited without root, and no
+// core dump is written.
+func TestRlimits(t *testing.T) {
+	s, _ := newBox(t, sandbox.Limits{OpenFiles: 32, FileBytes: 1 << 20})
+	r := run(t, s, `python3 -c "
+fs = []
+try:
+    for i in range(100):
+        fs.append(open('/dev/null'))
+except OSError as e:
+    print('opened', len(fs), e.errno)
+"; dd if=/dev/zero of=big bs=64K count=32 2>/dev/null; echo dd=$?; stat -c %s big; ulimit -c`, time.Minute)
+	f := strings.Fields(string(r.Stdout))
+	// errno 24 is EMFILE; dd dies of SIGXFSZ (128+25) at exactly 1 MiB.
+	if len(f) != 6 || f[0] != "opened" || f[2] != "24" || f[3] != "dd=153" || f[4] != "1048576" || f[5] != "0" {
+		t.Errorf("rlimits: %q %q", r.Stdout, r.Stderr)
+	}
+}
