@@ -198,19 +198,25 @@ func parseLimits(s string) (sandbox.Limits, error) {
 	return l, nil
 }
 
+// parseSize reads a byte count: a number with an optional K, M or G
+// suffix (binary; case-insensitive, "Mi", "MB" and "MiB" read the same).
 func parseSize(v string) (int64, error) {
+	u := strings.ToUpper(strings.TrimSpace(v))
+	u = strings.TrimSuffix(strings.TrimSuffix(u, "B"), "I")
 	mult := int64(1)
-	switch {
-	case strings.HasSuffix(v, "K"):
-		mult, v = 1<<10, strings.TrimSuffix(v, "K")
-	case strings.HasSuffix(v, "M"):
-		mult, v = 1<<20, strings.TrimSuffix(v, "M")
-	case strings.HasSuffix(v, "G"):
-		mult, v = 1<<30, strings.TrimSuffix(v, "G")
+	if n := len(u); n > 0 {
+		switch u[n-1] {
+		case 'K':
+			mult, u = 1<<10, u[:n-1]
+		case 'M':
+			mult, u = 1<<20, u[:n-1]
+		case 'G':
+			mult, u = 1<<30, u[:n-1]
+		}
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("not a positive size")
+	n, err := strconv.ParseInt(u, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("not a positive size; write e.g. 512M or 2G")
 	}
 	return n * mult, nil
 }

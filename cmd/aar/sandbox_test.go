@@ -17,7 +17,12 @@ func TestParseLimits(t *testing.T) {
 	if l.MemoryBytes != 512<<20 || l.Pids != 64 || l.CommandTimeout.Seconds() != 30 || l.WorkspaceBytes != 1<<30 || l.OpenFiles != 100 {
 		t.Errorf("parsed %+v", l)
 	}
-	for _, bad := range []string{"memory", "memory=-1", "memory=lots", "disk=1G", "timeout=soon"} {
+	for in, want := range map[string]int64{"512M": 512 << 20, "512m": 512 << 20, "2Gi": 2 << 30, "64KiB": 64 << 10, "1MB": 1 << 20, "4096": 4096} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"memory", "memory=-1", "memory=lots", "memory=1T", "memory=B", "memory=99999999999G", "disk=1G", "timeout=soon"} {
 		if _, err := parseLimits(bad); err == nil {
 			t.Errorf("%q: accepted", bad)
 		}
