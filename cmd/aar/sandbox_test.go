@@ -52,6 +52,21 @@ func TestSandboxRunCLI(t *testing.T) {
 	if strings.Contains(out, `"label"`) {
 		t.Errorf("the sandbox's test set carries labels:\n%s", out)
 	}
+	// The private store, by its host paths: every file in it is unreachable.
+	var private []string
+	filepath.WalkDir(filepath.Join(data, "testbeds"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			private = append(private, p)
+		}
+		return nil
+	})
+	if len(private) == 0 {
+		t.Fatal("no private store files to attack")
+	}
+	code, out, _ = aar(t, data, "sandbox", "run", "--testbed", "chat", "--", "sh", "-c", "cat "+strings.Join(private, " ")+" 2>/dev/null; ls "+data+" 2>/dev/null; true")
+	if code != exitOK || strings.TrimSpace(out) != "" {
+		t.Errorf("the private store from a sandbox: exit %d %q", code, out)
+	}
 	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--", "sh", "-c", "exit 3"); code == exitOK || !strings.Contains(errs, "exited 3") {
 		t.Errorf("failing command: exit %d %s", code, errs)
 	}
