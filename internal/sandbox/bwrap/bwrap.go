@@ -280,43 +280,58 @@ func (c *capped) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// inside resolves a workspace-relative path, refusing escapes.
-func (s *box) inside(path string) (string, error) {
-	clean := filepath.Clean("/" + path)
-	p := filepath.Join(s.ws, clean)
-	if !strings.HasPrefix(p, s.ws+string(filepath.Separator)) {
-		return "", fmt.Errorf("path %q leaves /workspace", path)
+// openInside opens a workspace-relative path through an os.Root, so that
+// neither "..", nor a symbolic link, nor one swapped in while we look, can
+// lead outside /workspace; O_NONBLOCK and the regular-file check keep a FIFO
+// or device the sandbox made from hanging or fooling the host.
+func (s *box) openInside(path string, flag int, mkdirs bool) (*os.File, error) {
+	clean := strings.TrimPrefix(filepath.Clean("/"+path), "/")
+	if clean == "" {
+		return nil, fmt.Errorf("path %q names the workspace itself, not a file in it", path)
 	}
-	// Refuse symlinks anywhere on the way (the sandbox may have made them).
-	cur := s.ws
-	for _, part := range strings.Split(strings.TrimPrefix(clean, "/"), "/") {
-		cur = filepath.Join(cur, part)
-		if st, err := os.Lstat(cur); err == nil && st.Mode()&os.ModeSymlink != 0 {
-			return "", fmt.Errorf("path %q goes through a symbolic link", path)
+	root, err := os.OpenRoot(s.ws)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if mkdirs {
+		if err := root.MkdirAll(filepath.Dir(clean), 0o755); err != nil {
+			return nil, fmt.Errorf("workspace path %q: %w", path, err)
 		}
 	}
-	return p, nil
+	f, err := root.OpenFile(clean, flag|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("workspace path %q: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("workspace path %q is not a regular file", path)
+	}
+	return f, nil
 }
 
 // WriteFile implements sandbox.Sandbox.
 func (s *box) WriteFile(path string, data []byte) error {
-	p, err := s.inside(path)
+	f, err := s.openInside(path, os.O_WRONLY|os.O_CREATE, true)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	// Truncate only once the target is known to be a regular file.
+	if err := f.Truncate(0); err != nil {
+		f.Close()
 		return err
 	}
-	return os.WriteFile(p, data, 0o644)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
-// ReadFile implements sandbox.Sandbox.
+// ReadFile implements sandbox.Sandbox (at most 64 MiB).
 func (s *box) ReadFile(path string) ([]byte, error) {
-	p, err := s.inside(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(p)
+	f, err := s.openInside(path, os.O_RDONLY, false)
 	if err != nil {
 		return nil, err
 	}

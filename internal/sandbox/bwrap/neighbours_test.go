@@ -121,3 +121,48 @@ except OSError as e:
 		t.Errorf("rlimits: %q %q", r.Stdout, r.Stderr)
 	}
 }
+
+// TestHostFileAccess: the host's ReadFile and WriteFile cannot be led out
+// of the workspace by links the sandbox makes, nor hung by a FIFO.
+func TestHostFileAccess(t *testing.T) {
+	s, canary := newBox(t, sandbox.Limits{})
+	hostDir := filepath.Dir(canary)
+	run(t, s, fmt.Sprintf("mkfifo pipe; ln -s %s out; ln -s %s leak; mkdir -p sub; ln -s ../notes.txt sub/back; echo kept > notes.txt", hostDir, canary), 0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := s.ReadFile("pipe"); err == nil {
+			t.Error("read a FIFO")
+		}
+		if err := s.WriteFile("pipe", []byte("x")); err == nil {
+			t.Error("wrote a FIFO")
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a FIFO in the workspace hung the host")
+	}
+	if b, err := s.ReadFile("leak"); err == nil {
+		t.Errorf("followed a link out of the workspace: %q", b)
+	}
+	if err := s.WriteFile("out/pwned", []byte("x")); err == nil {
+		t.Error("wrote through a link out of the workspace")
+	}
+	if _, err := os.Stat(filepath.Join(hostDir, "pwned")); err == nil {
+		t.Error("a file appeared on the host outside the workspace")
+	}
+	// A link that stays inside the workspace is an ordinary path.
+	if b, err := s.ReadFile("sub/back"); err != nil || string(b) != "kept\n" {
+		t.Errorf("inside link: %q %v", b, err)
+	}
+	if err := s.WriteFile("../../x", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.ReadFile("x"); err != nil || string(b) != "y" {
+		t.Errorf("a path with .. is taken inside the workspace: %q %v", b, err)
+	}
+	if _, err := s.ReadFile(""); err == nil {
+		t.Error("read the workspace directory as a file")
+	}
+}
