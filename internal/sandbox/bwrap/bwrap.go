@@ -214,6 +214,9 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 		s.lim.OpenFiles, max(1, s.lim.FileBytes/512))
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "aar-sandbox"}, argv...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Should anything still hold the output pipes once the command is
+	// killed, stop waiting for them rather than hang the worker.
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Stdin = bytes.NewReader(req.Stdin)
 	out := &capped{max: s.lim.OutputBytes}
 	errw := &capped{max: s.lim.OutputBytes}
