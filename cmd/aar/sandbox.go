@@ -107,7 +107,10 @@ K/M/G suffixes, durations Go's form (10m, 30s).`,
 			for _, w := range s.Warnings() {
 				fmt.Fprintf(g.stderr, "warning: %s\n", w)
 			}
-			if !keep {
+			if keep {
+				defer fmt.Fprintf(g.stderr, "kept sandbox %s: its workspace is %s on this host; remove it with: aar sandbox rm %s\n",
+					id, filepath.Join(b.Root, id, "workspace"), id)
+			} else {
 				defer s.Destroy(cmd.Context())
 			}
 			res, err := s.Exec(cmd.Context(), sandbox.ExecRequest{Argv: args})
@@ -131,7 +134,29 @@ K/M/G suffixes, durations Go's form (10m, 30s).`,
 	f.StringVar(&profile, "profile", "cpu", "sandbox profile")
 	f.StringVar(&limits, "limits", "", "comma-separated limits, e.g. memory=1G,pids=128,timeout=5m")
 	f.BoolVar(&keep, "keep", false, "keep the sandbox after the command")
-	c.AddCommand(doctor, run)
+	rm := &cobra.Command{
+		Use:   "rm ID...",
+		Short: "Destroy sandboxes kept by aar sandbox run --keep",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := g.dataDir()
+			if err != nil {
+				return err
+			}
+			b, err := g.sandboxBackend(filepath.Join(dir, "sandboxes"))
+			if err != nil {
+				return err
+			}
+			for _, id := range args {
+				if err := b.Remove(id); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "removed sandbox %s\n", id)
+			}
+			return nil
+		},
+	}
+	c.AddCommand(doctor, run, rm)
 	return c
 }
 

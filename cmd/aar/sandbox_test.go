@@ -67,6 +67,24 @@ func TestSandboxRunCLI(t *testing.T) {
 	if code != exitOK || strings.TrimSpace(out) != "" {
 		t.Errorf("the private store from a sandbox: exit %d %q", code, out)
 	}
+	// --keep leaves the workspace for inspection; rm removes it.
+	code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--keep", "--", "sh", "-c", "echo result > out.txt")
+	if code != exitOK || !strings.Contains(errs, "aar sandbox rm run-") {
+		t.Fatalf("--keep: exit %d %s", code, errs)
+	}
+	kept := strings.Fields(errs[strings.Index(errs, "aar sandbox rm ")+len("aar sandbox rm "):])[0]
+	if b, err := os.ReadFile(filepath.Join(data, "sandboxes", kept, "workspace", "out.txt")); err != nil || string(b) != "result\n" {
+		t.Errorf("kept workspace: %q %v", b, err)
+	}
+	if code, out, errs := aar(t, data, "sandbox", "rm", kept); code != exitOK || !strings.Contains(out, "removed") {
+		t.Errorf("rm: exit %d %s %s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(data, "sandboxes", kept)); !os.IsNotExist(err) {
+		t.Errorf("rm left the sandbox: %v", err)
+	}
+	if code, _, errs := aar(t, data, "sandbox", "rm", kept); code == exitOK || !strings.Contains(errs, "no sandbox") {
+		t.Errorf("rm twice: exit %d %s", code, errs)
+	}
 	if code, _, errs = aar(t, data, "sandbox", "run", "--testbed", "chat", "--", "sh", "-c", "exit 3"); code == exitOK || !strings.Contains(errs, "exited 3") {
 		t.Errorf("failing command: exit %d %s", code, errs)
 	}

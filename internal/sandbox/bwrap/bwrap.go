@@ -366,3 +366,30 @@ func (s *box) Destroy(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Remove destroys a sandbox this backend made, by ID, from any process
+// (e.g. one kept by `aar sandbox run --keep`): it kills its processes and
+// removes its cgroups, workspace mount and directory.
+func (b *Backend) Remove(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("sandbox id %q: use 1-64 lower-case letters, digits, '.', '_' or '-'", id)
+	}
+	dir := filepath.Join(b.Root, id)
+	cg := existingCgroup(id)
+	if _, err := os.Stat(dir); err != nil && len(cg.paths) == 0 {
+		return fmt.Errorf("no sandbox %s under %s", id, b.Root)
+	}
+	cg.killAll()
+	var errs []error
+	if err := cg.remove(); err != nil {
+		errs = append(errs, err)
+	}
+	ws := filepath.Join(dir, "workspace")
+	if err := syscall.Unmount(ws, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+		errs = append(errs, fmt.Errorf("unmount workspace: %w", err))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -161,3 +161,19 @@ func (c *cgroup) remove() error {
 	}
 	return errors.Join(errs...)
 }
+
+// existingCgroup finds the groups of a sandbox made earlier (by another
+// process), for removal.
+func existingCgroup(id string) *cgroup {
+	c := newCgroup(id)
+	candidates := []string{filepath.Join(cgroupRoot, "aar", id)}
+	for _, ctl := range []string{"memory", "pids", "cpu"} {
+		candidates = append(candidates, filepath.Join(cgroupRoot, ctl, "aar", id))
+	}
+	for _, p := range candidates {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			c.paths = append(c.paths, p)
+		}
+	}
+	return c
+}
