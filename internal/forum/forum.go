@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -110,4 +111,40 @@ type Store interface {
 	// vote by the same researcher on the same finding is ErrDuplicate.
 	Vote(ctx context.Context, campaign, finding, voter string, value int) error
 	Close() error
+}
+
+// PrepareAdd readies a finding for a backend's insert: it checks the id,
+// campaign and JSON fields, stamps the time (now when unset; UTC to the
+// microsecond, which both backends keep), zeroes the derived counts, and
+// returns the method card as JSON (nil without one).
+func PrepareAdd(f *Finding, now time.Time) (card []byte, err error) {
+	if f.ID == "" || f.Campaign == "" {
+		return nil, fmt.Errorf("add finding %q: id and campaign are required", f.ID)
+	}
+	if len(f.Metrics) > 0 && !json.Valid(f.Metrics) {
+		return nil, fmt.Errorf("add finding %s: metrics are not JSON", f.ID)
+	}
+	if len(f.Config) > 0 && !json.Valid(f.Config) {
+		return nil, fmt.Errorf("add finding %s: config is not JSON", f.ID)
+	}
+	if f.Card != nil {
+		if card, err = json.Marshal(f.Card); err != nil {
+			return nil, fmt.Errorf("add finding %s: method card: %w", f.ID, err)
+		}
+	}
+	if f.At.IsZero() {
+		f.At = now
+	}
+	f.At = f.At.UTC().Truncate(time.Microsecond)
+	f.Score, f.Comments = 0, 0
+	return card, nil
+}
+
+// NullText is NULL (nil) for an empty value, else its text, for optional
+// JSON columns.
+func NullText(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
 }

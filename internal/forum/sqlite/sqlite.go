@@ -140,47 +140,22 @@ func scanFindings(rows *sql.Rows) ([]forum.Finding, error) {
 	return out, rows.Err()
 }
 
-// nullText is NULL for an empty value, else its text.
-func nullText(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return string(b)
-}
-
 // Add implements forum.Store.
 func (db *DB) Add(ctx context.Context, f forum.Finding) (forum.Finding, error) {
-	if f.ID == "" || f.Campaign == "" {
-		return f, fmt.Errorf("add finding %q: id and campaign are required", f.ID)
-	}
-	if len(f.Metrics) > 0 && !json.Valid(f.Metrics) {
-		return f, fmt.Errorf("add finding %s: metrics are not JSON", f.ID)
-	}
-	if len(f.Config) > 0 && !json.Valid(f.Config) {
-		return f, fmt.Errorf("add finding %s: config is not JSON", f.ID)
-	}
-	var card []byte
-	if f.Card != nil {
-		var err error
-		if card, err = json.Marshal(f.Card); err != nil {
-			return f, fmt.Errorf("add finding %s: method card: %w", f.ID, err)
-		}
+	card, err := forum.PrepareAdd(&f, db.now())
+	if err != nil {
+		return f, err
 	}
 	var worked any
 	if f.Worked != nil {
 		worked = *f.Worked
 	}
-	if f.At.IsZero() {
-		f.At = db.now()
-	}
-	f.At = f.At.UTC().Truncate(time.Microsecond)
-	f.Score, f.Comments = 0, 0
-	err := db.write.QueryRowContext(ctx, `INSERT INTO forum_findings
+	err = db.write.QueryRowContext(ctx, `INSERT INTO forum_findings
 		(id, campaign, author, type, title, body, family, metrics, config, worked, submission, snapshot, card, at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING RETURNING seq`,
-		f.ID, f.Campaign, f.Author, f.Type, f.Title, f.Body, f.Family, nullText(f.Metrics), nullText(f.Config),
-		worked, f.Submission, f.Snapshot, nullText(card), f.At.Format(timeLayout)).Scan(&f.Seq)
+		f.ID, f.Campaign, f.Author, f.Type, f.Title, f.Body, f.Family, forum.NullText(f.Metrics), forum.NullText(f.Config),
+		worked, f.Submission, f.Snapshot, forum.NullText(card), f.At.Format(timeLayout)).Scan(&f.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, fmt.Errorf("add finding %s: %w", f.ID, forum.ErrDuplicate)
 	}
