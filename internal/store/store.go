@@ -140,3 +140,29 @@ func encodeBody(v any) (json.RawMessage, error) {
 func HeadString(e Event) string {
 	return strconv.FormatInt(e.Seq, 10) + ":" + hex.EncodeToString(e.Hash)
 }
+
+// Rows is the part of a query result both database/sql and pgx provide.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanCheckpoints reads checkpoint rows selected as (seq, hash, at, pub, sig).
+func ScanCheckpoints(rows Rows) ([]Checkpoint, error) {
+	var out []Checkpoint
+	for rows.Next() {
+		var c Checkpoint
+		var at string
+		if err := rows.Scan(&c.Seq, &c.Hash, &at, &c.Pub, &c.Sig); err != nil {
+			return nil, err
+		}
+		t, err := time.Parse(TimeLayout, at)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %d: time %q: %w", c.Seq, at, err)
+		}
+		c.At = t
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

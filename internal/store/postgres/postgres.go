@@ -164,17 +164,7 @@ func (db *DB) Checkpoints(ctx context.Context) ([]store.Checkpoint, error) {
 		return nil, fmt.Errorf("ledger checkpoints: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Checkpoint
-	for rows.Next() {
-		var c store.Checkpoint
-		var at string
-		if err := rows.Scan(&c.Seq, &c.Hash, &at, &c.Pub, &c.Sig); err != nil {
-			return nil, err
-		}
-		c.At, _ = time.Parse(store.TimeLayout, at)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return store.ScanCheckpoints(rows)
 }
 
 // Exec runs a statement (tests use it to damage a ledger on purpose).
