@@ -229,29 +229,10 @@ func buildGocode(ctx context.Context, cache, out string, log *slog.Logger) error
 	}
 	test := append(slices.Clip(testID), oodSplit[0]...)
 
-	fdir := filepath.Join(out, "features")
-	if err := os.MkdirAll(fdir, 0o755); err != nil {
-		return err
-	}
-	if err := features.WriteVocab(filepath.Join(fdir, "weak_vocab.txt"), txTopTokens(weak, features.GoTokens, gocodeWeakTop)); err != nil {
-		return err
-	}
 	opt := gocodeSkipGram
 	opt.Log = log
-	sg, err := TrainSkipGram(ctx, corpus, opt)
-	if err != nil {
-		return fmt.Errorf("gocode: %w", err)
-	}
-	if err := features.WriteVocab(filepath.Join(fdir, "tokens.vocab"), sg.Vocab); err != nil {
+	if err := writeTxTestbed(ctx, out, "gocode", weak, pool, test, txTopTokens(weak, features.GoTokens, gocodeWeakTop), corpus, opt, "tokens"); err != nil {
 		return err
-	}
-	if err := features.WriteF32(filepath.Join(fdir, "tokens.f32"), sg.Vectors); err != nil {
-		return err
-	}
-	for name, rs := range map[string][]txRow{"train_label.jsonl": weak, "train_unlabel.jsonl": pool, "test.jsonl": test} {
-		if err := writeJSONLines(filepath.Join(out, name), rs); err != nil {
-			return err
-		}
 	}
 	goVersion, err := os.ReadFile(filepath.Join(modDir, "VERSION"))
 	if err != nil {

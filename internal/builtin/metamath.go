@@ -274,30 +274,10 @@ func buildMetamath(ctx context.Context, cache, out string, log *slog.Logger) err
 	txShuffle(ood, rng)
 	test := append(slices.Clip(testID), ood...)
 
-	fdir := filepath.Join(out, "features")
-	if err := os.MkdirAll(fdir, 0o755); err != nil {
-		return err
-	}
-	weakVocab := txTopTokens(weak, strings.Fields, metamathWeakTop)
-	if err := features.WriteVocab(filepath.Join(fdir, "weak_vocab.txt"), weakVocab); err != nil {
-		return err
-	}
 	opt := metamathSkipGram
 	opt.Log = log
-	sg, err := TrainSkipGram(ctx, corpus, opt)
-	if err != nil {
-		return fmt.Errorf("metamath: %w", err)
-	}
-	if err := features.WriteVocab(filepath.Join(fdir, "symbols.vocab"), sg.Vocab); err != nil {
+	if err := writeTxTestbed(ctx, out, "metamath", weak, pool, test, txTopTokens(weak, strings.Fields, metamathWeakTop), corpus, opt, "symbols"); err != nil {
 		return err
-	}
-	if err := features.WriteF32(filepath.Join(fdir, "symbols.f32"), sg.Vectors); err != nil {
-		return err
-	}
-	for name, rs := range map[string][]txRow{"train_label.jsonl": weak, "train_unlabel.jsonl": pool, "test.jsonl": test} {
-		if err := writeJSONLines(filepath.Join(out, name), rs); err != nil {
-			return err
-		}
 	}
 	m := manifest{
 		Name:       "metamath",
@@ -470,6 +450,35 @@ func txWaterFill(avail []int, total int) ([]int, error) {
 }
 
 // txTopTokens returns the n tokens found in the most rows (ties by token).
+// writeTxTestbed writes a token-level testbed's files under out: the weak
+// model's vocabulary, skip-gram vectors trained on corpus (as
+// features/EMB.vocab and EMB.f32), and the three row files.
+func writeTxTestbed(ctx context.Context, out, name string, weak, pool, test []txRow, weakVocab []string, corpus [][]string, opt SkipGramOptions, emb string) error {
+	fdir := filepath.Join(out, "features")
+	if err := os.MkdirAll(fdir, 0o755); err != nil {
+		return err
+	}
+	if err := features.WriteVocab(filepath.Join(fdir, "weak_vocab.txt"), weakVocab); err != nil {
+		return err
+	}
+	sg, err := TrainSkipGram(ctx, corpus, opt)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := features.WriteVocab(filepath.Join(fdir, emb+".vocab"), sg.Vocab); err != nil {
+		return err
+	}
+	if err := features.WriteF32(filepath.Join(fdir, emb+".f32"), sg.Vectors); err != nil {
+		return err
+	}
+	for file, rs := range map[string][]txRow{"train_label.jsonl": weak, "train_unlabel.jsonl": pool, "test.jsonl": test} {
+		if err := writeJSONLines(filepath.Join(out, file), rs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func txTopTokens(rows []txRow, tok features.Tokenizer, n int) []string {
 	df := map[string]int{}
 	for _, r := range rows {
