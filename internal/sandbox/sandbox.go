@@ -37,40 +37,26 @@ func DefaultLimits() Limits {
 	}
 }
 
-// WithDefaults fills zero fields from DefaultLimits.
+// WithDefaults fills zero (or negative) fields from DefaultLimits.
 func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
-	if l.MemoryBytes <= 0 {
-		l.MemoryBytes = d.MemoryBytes
-	}
-	if l.CPUShares <= 0 {
-		l.CPUShares = d.CPUShares
-	}
-	if l.Pids <= 0 {
-		l.Pids = d.Pids
-	}
-	if l.OpenFiles <= 0 {
-		l.OpenFiles = d.OpenFiles
-	}
-	if l.FileBytes <= 0 {
-		l.FileBytes = d.FileBytes
-	}
-	if l.WorkspaceBytes <= 0 {
-		l.WorkspaceBytes = d.WorkspaceBytes
-	}
-	if l.TmpBytes <= 0 {
-		l.TmpBytes = d.TmpBytes
-	}
-	if l.CommandTimeout <= 0 {
-		l.CommandTimeout = d.CommandTimeout
-	}
-	if l.Lifetime <= 0 {
-		l.Lifetime = d.Lifetime
-	}
-	if l.OutputBytes <= 0 {
-		l.OutputBytes = d.OutputBytes
-	}
+	orDefault(&l.MemoryBytes, d.MemoryBytes)
+	orDefault(&l.CPUShares, d.CPUShares)
+	orDefault(&l.Pids, d.Pids)
+	orDefault(&l.OpenFiles, d.OpenFiles)
+	orDefault(&l.FileBytes, d.FileBytes)
+	orDefault(&l.WorkspaceBytes, d.WorkspaceBytes)
+	orDefault(&l.TmpBytes, d.TmpBytes)
+	orDefault(&l.CommandTimeout, d.CommandTimeout)
+	orDefault(&l.Lifetime, d.Lifetime)
+	orDefault(&l.OutputBytes, d.OutputBytes)
 	return l
+}
+
+func orDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // Spec describes a sandbox to create.
