@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,6 +79,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 		return nil, fmt.Errorf("sandbox %s exists", spec.ID)
 	}
 	s.ws = filepath.Join(s.dir, "workspace")
+	s.base = s.baseArgs()
 	if err := os.MkdirAll(s.ws, 0o755); err != nil {
 		return nil, err
 	}
@@ -100,6 +102,7 @@ type box struct {
 	lim     sandbox.Limits
 	bwrap   string
 	dir, ws string
+	base    []string // bubblewrap arguments shared by every command
 	mounted bool
 	cg      *cgroup
 	created time.Time
@@ -124,7 +127,10 @@ func (s *box) Warnings() []string {
 }
 
 // args builds the bubblewrap command line.
-func (s *box) args(req sandbox.ExecRequest) []string {
+// baseArgs builds the part of the bubblewrap command line that is the same
+// for every command (looking on the host for the profile's directories);
+// Create computes it once.
+func (s *box) baseArgs() []string {
 	a := []string{
 		"--unshare-all", "--die-with-parent", "--new-session",
 		"--uid", "1000", "--gid", "1000", "--hostname", "aar",
@@ -166,6 +172,12 @@ func (s *box) args(req sandbox.ExecRequest) []string {
 	for _, k := range envKeys {
 		a = append(a, "--setenv", k, s.prof.Env[k])
 	}
+	return a
+}
+
+// args is the bubblewrap command line for one command.
+func (s *box) args(req sandbox.ExecRequest) []string {
+	a := slices.Clip(s.base)
 	for _, kv := range req.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
 			a = append(a, "--setenv", k, v)
