@@ -117,12 +117,7 @@ func (b *Backend) profile(name string) (Profile, error) {
 	if name == "cpu" {
 		return CPUProfile(), nil
 	}
-	names := []string{"cpu"}
-	for n := range b.Profiles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return Profile{}, fmt.Errorf("sandbox profile %q is not defined; have %s (add one as DATA/sandbox-profiles/%s.json, see the README)", name, strings.Join(names, ", "), name)
+	return Profile{}, fmt.Errorf("sandbox profile %q is not defined; have %s (add one as DATA/sandbox-profiles/%s.json, see the README)", name, strings.Join(b.ProfileNames(), ", "), name)
 }
 
 // ProfileNames lists the backend's profiles, built-in first.
