@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -39,7 +38,7 @@ a retry of the same submission safe.`,
 					return err
 				}
 				seed := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-				raw, err := asJSONArray(b)
+				raw, err := labclient.PredictionsJSON(b)
 				if err != nil {
 					return fmt.Errorf("%s: %w", path, err)
 				}
@@ -59,23 +58,4 @@ a retry of the same submission safe.`,
 	c.Flags().StringVar(&snapshot, "snapshot", "", "the snapshot of the code behind these predictions")
 	c.Flags().StringVar(&note, "note", "", "a note")
 	return c
-}
-
-// asJSONArray turns a predictions file into a JSON array: an array is kept,
-// JSONL lines become an array of objects.
-func asJSONArray(b []byte) (json.RawMessage, error) {
-	t := bytes.TrimSpace(b)
-	if bytes.HasPrefix(t, []byte("[")) {
-		return t, nil
-	}
-	var parts [][]byte
-	for _, line := range bytes.Split(t, []byte("\n")) {
-		if line = bytes.TrimSpace(line); len(line) > 0 {
-			parts = append(parts, line)
-		}
-	}
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("no predictions")
-	}
-	return append(append([]byte("["), bytes.Join(parts, []byte(","))...), ']'), nil
 }

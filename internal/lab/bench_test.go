@@ -152,3 +152,59 @@ func BenchmarkSubmissions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTranscriptPage reads a page of 200 events from a random position
+// of a researcher's 100,000-event transcript, with another researcher's
+// events interleaved in the ledger (SQLite): the index gives the page's
+// seqs, and the ledger is scanned from the first to the last of them only.
+func BenchmarkTranscriptPage(b *testing.B) {
+	dir := b.TempDir()
+	benchTestbed(b, dir)
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "lab.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	l, _, err := New(ctx, Config{DataDir: dir, Ledger: db, CheckpointEvery: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.CreateCampaign(ctx, Campaign{ID: "c", Testbed: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	var ids []*Identity
+	for _, name := range []string{"r", "other"} {
+		tok, err := l.CreateToken(ctx, name, "c")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, l.Authenticate(tok))
+	}
+	const total, batch = 100_000, 500
+	data := json.RawMessage(`{"role":"assistant","content":"` + strings.Repeat("a thought about weak labels ", 20) + `"}`)
+	for from := 0; from < total; from += batch {
+		for _, id := range ids {
+			evs := make([]TranscriptEvent, batch)
+			for i := range evs {
+				evs[i] = TranscriptEvent{Session: fmt.Sprintf("s%d", (from+i)/5000), Type: "message", Data: data}
+			}
+			if _, err := l.AppendTranscript(ctx, id, evs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		after := rng.IntN(total-200) - 1
+		p, err := l.Transcript(ctx, ids[0], TranscriptQuery{After: after, Limit: 200})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(p.Events) != 200 || p.Events[0].Pos != after+1 {
+			b.Fatalf("page of %d events from %d", len(p.Events), p.Events[0].Pos)
+		}
+	}
+}

@@ -129,6 +129,11 @@ func (l *Lab) Routes() []Route {
 		{"GET", "/v1/snapshots/{id}/log", RoleResearcher, "a snapshot and its ancestors, newest first", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			return l.SnapshotLog(id, r.PathValue("id"))
 		}, ""},
+		{"POST", "/v1/transcripts", RoleResearcher, "append 1-500 events to your transcript {events: [{session, type, at?, data?, usage?, cost_usd?, cpu_seconds?}]}; answers their ledger seqs", l.handleAppendTranscript, ""},
+		{"GET", "/v1/transcripts", RoleResearcher, "page through a transcript (?session=S&after=POS&limit=N; admins: &campaign=ID&researcher=NAME)", l.handleTranscript, ""},
+		{"POST", "/v1/notebook", RoleResearcher, "append an entry to your notebook {text}", l.handleAppendNotebook, ""},
+		{"GET", "/v1/notebook", RoleResearcher, "a notebook, oldest entry first (admins: ?campaign=ID&researcher=NAME)", l.handleNotebook, ""},
+		{"GET", "/v1/spend", RoleResearcher, "tokens, cost, CPU, model and tool calls from the transcript (admins: ?campaign=ID[&researcher=NAME])", l.handleSpend, ""},
 		{"GET", "/v1/snapshots/diff", RoleResearcher, "unified diff of two snapshots' text files (?a=ID&b=ID)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			d, err := l.SnapshotDiff(id, r.URL.Query().Get("a"), r.URL.Query().Get("b"))
 			if err != nil {
@@ -202,7 +207,8 @@ func (l *Lab) wrap(rt Route) http.HandlerFunc {
 			return
 		}
 		status := http.StatusOK
-		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens" || rt.Path == "/v1/snapshots" || rt.Path == "/v1/findings" || strings.HasSuffix(rt.Path, "/comments")) {
+		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens" || rt.Path == "/v1/snapshots" || rt.Path == "/v1/findings" ||
+			rt.Path == "/v1/transcripts" || rt.Path == "/v1/notebook" || strings.HasSuffix(rt.Path, "/comments")) {
 			status = http.StatusCreated
 			if sr, ok := v.(*SubmitResponse); ok && sr.Replayed {
 				status = http.StatusOK

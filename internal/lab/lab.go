@@ -7,8 +7,9 @@
 //
 // State is event-sourced: every change is a ledger event, and the in-memory
 // indexes (tokens, campaigns, submissions, idempotency keys, ladders,
-// quotas) are rebuilt from the ledger at start, so an acknowledged
-// submission survives a crash exactly once.
+// quotas, transcript positions and spend, notebooks) are rebuilt from the
+// ledger at start, so an acknowledged submission survives a crash exactly
+// once.
 package lab
 
 import (
@@ -84,6 +85,8 @@ type Lab struct {
 	loaded      map[string]*testbed.Testbed // testbed cache
 	sinceCheck  int                         // appends since the last checkpoint
 	submitLocks map[string]*sync.Mutex      // researcher → lock (idempotency)
+	transcripts map[string]*transcriptLog   // campaign\x00researcher → transcript index
+	notebooks   map[string][]NotebookEntry  // campaign\x00researcher → notebook
 	replaying   bool                        // replay counts quotas; live submissions count them before scoring
 }
 
@@ -179,6 +182,7 @@ func New(ctx context.Context, cfg Config) (*Lab, string, error) {
 		tokens: map[string]*Identity{}, snapshots: map[string]*SnapshotMeta{}, campaigns: map[string]*Campaign{}, submissions: map[string]*Submission{},
 		idem: map[string]string{}, ladders: map[string]*score.Ladder{}, quotas: map[string]*score.Quota{},
 		loaded: map[string]*testbed.Testbed{}, submitLocks: map[string]*sync.Mutex{},
+		transcripts: map[string]*transcriptLog{}, notebooks: map[string][]NotebookEntry{},
 	}
 	if err := l.replay(ctx); err != nil {
 		return nil, "", err
@@ -431,6 +435,10 @@ func (l *Lab) applyLocked(e store.Event) {
 		if json.Unmarshal(e.Body, &b) == nil && l.submissions[b.Submission] != nil {
 			l.submissions[b.Submission].Review = b.Decision
 		}
+	case evTranscript:
+		l.applyTranscriptLocked(e)
+	case evNotebook:
+		l.applyNotebookLocked(e)
 	}
 }
 

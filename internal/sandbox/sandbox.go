@@ -90,6 +90,9 @@ type ExecResult struct {
 	StderrDropped int64         `json:"stderr_dropped"`
 	TimedOut      bool          `json:"timed_out"`
 	Duration      time.Duration `json:"duration"`
+	// CPU is the user + system CPU time the command and the processes it
+	// waited for used (0 where the backend cannot tell).
+	CPU time.Duration `json:"cpu"`
 }
 
 // Sandbox is a live sandbox.

@@ -434,3 +434,39 @@ func satMul(a, b int64) int64 {
 	}
 	return a * b
 }
+
+// FromFiles builds a tree and its canonical archive from files held in
+// memory (Path, Mode's permission bits and Data are read; Size and SHA256
+// are computed), checked against the same limits as Pack. It is how a
+// workspace is snapshotted when it is reachable only through a sandbox.
+func FromFiles(in []File, lim Limits) (*Tree, []byte, error) {
+	lim = lim.withDefaults()
+	if len(in) > lim.MaxFiles {
+		return nil, nil, inputErrorf(in[lim.MaxFiles].Path, "remove files from the workspace or keep data outside it",
+			"workspace holds more than %d files", lim.MaxFiles)
+	}
+	files := make([]File, 0, len(in))
+	var total int64
+	for _, f := range in {
+		if err := checkPath(f.Path); err != nil {
+			return nil, nil, err
+		}
+		if int64(len(f.Data)) > lim.MaxFileBytes {
+			return nil, nil, inputErrorf(f.Path, "keep large files outside the workspace", "is larger than %s", humanBytes(lim.MaxFileBytes))
+		}
+		if total += int64(len(f.Data)); total > lim.MaxTreeBytes {
+			return nil, nil, inputErrorf(f.Path, "remove large files from the workspace or keep data outside it",
+				"workspace holds more than %s", humanBytes(lim.MaxTreeBytes))
+		}
+		files = append(files, newFile(f.Path, f.Mode, f.Data))
+	}
+	t, err := newTree(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := Canonical(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, b, nil
+}

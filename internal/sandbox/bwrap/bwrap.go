@@ -253,6 +253,9 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	s.cg.killAll()
 	res := &sandbox.ExecResult{Stdout: out.buf.Bytes(), Stderr: errw.buf.Bytes(), StdoutDropped: out.dropped, StderrDropped: errw.dropped,
 		TimedOut: timedOut, Duration: time.Since(start)}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	var ee *exec.ExitError
 	switch {
 	case werr == nil:
