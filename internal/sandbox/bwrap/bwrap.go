@@ -233,6 +233,7 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	out := &capped{max: s.lim.OutputBytes}
 	errw := &capped{max: s.lim.OutputBytes}
 	cmd.Stdout, cmd.Stderr = out, errw
+	cpu0, cpuOK := s.cg.cpuUsage()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sandbox command: %w", err)
@@ -253,7 +254,11 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	s.cg.killAll()
 	res := &sandbox.ExecResult{Stdout: out.buf.Bytes(), Stderr: errw.buf.Bytes(), StdoutDropped: out.dropped, StderrDropped: errw.dropped,
 		TimedOut: timedOut, Duration: time.Since(start)}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
+	// CPU time: the cgroup's count where there is one (it sees every
+	// process, reaped or killed), else what wait4 reports.
+	if cpu1, ok := s.cg.cpuUsage(); ok && cpuOK {
+		res.CPU = max(0, cpu1-cpu0)
+	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	var ee *exec.ExitError

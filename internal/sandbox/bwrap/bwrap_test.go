@@ -283,3 +283,24 @@ func TestResourceLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestExecCPU: a command's CPU time is counted, including a child it left
+// running in the background until the command ended.
+func TestExecCPU(t *testing.T) {
+	s, _ := newBox(t, sandbox.Limits{})
+	for _, w := range s.Warnings() {
+		if strings.Contains(w, "cgroup") {
+			t.Skipf("CPU accounting needs cgroups (root): %s", w)
+		}
+	}
+	busy := `i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done`
+	res := run(t, s, "("+busy+") & "+busy+"; wait", time.Minute)
+	if res.CPU < res.Duration/2 {
+		t.Fatalf("CPU %s for two busy loops over %s of wall time", res.CPU, res.Duration)
+	}
+	idle := run(t, s, "sleep 0.3", time.Minute)
+	if idle.CPU > 200*time.Millisecond {
+		t.Errorf("sleep 0.3 counted %s of CPU", idle.CPU)
+	}
+	t.Logf("busy: CPU %s over %s wall; sleep: CPU %s", res.CPU, res.Duration, idle.CPU)
+}

@@ -71,7 +71,16 @@ func (c *cgroup) setup(lim sandbox.Limits) error {
 		{"memory", "memory.limit_in_bytes", strconv.FormatInt(lim.MemoryBytes, 10), "memory"},
 		{"pids", "pids.max", strconv.Itoa(lim.Pids), "processes"},
 		{"cpu", "cpu.shares", strconv.Itoa(lim.CPUShares), "CPU share"},
+		{"cpuacct", "", "", "CPU accounting"},
 	} {
+		if ctl.name == "cpuacct" {
+			// Accounting only: where cpuacct is mounted on its own, a group
+			// there counts the sandbox's CPU time (co-mounted with cpu, the
+			// cpu group has cpuacct.usage already).
+			if st, err := os.Stat(filepath.Join(cgroupRoot, "cpuacct")); err != nil || !st.IsDir() || sameDir(filepath.Join(cgroupRoot, "cpuacct"), filepath.Join(cgroupRoot, "cpu")) {
+				continue
+			}
+		}
 		p := filepath.Join(cgroupRoot, ctl.name, "aar", c.id)
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			missing = append(missing, ctl.what)
@@ -80,6 +89,9 @@ func (c *cgroup) setup(lim sandbox.Limits) error {
 		c.paths = append(c.paths, p)
 		if ctl.name == "cpu" {
 			os.WriteFile(filepath.Join(cgroupRoot, "cpu", "aar", "cpu.shares"), []byte(strconv.Itoa(ParentCPUShares)), 0o644)
+		}
+		if ctl.file == "" {
+			continue
 		}
 		if err := os.WriteFile(filepath.Join(p, ctl.file), []byte(ctl.val), 0o644); err != nil {
 			missing = append(missing, ctl.what)
@@ -93,6 +105,37 @@ func (c *cgroup) setup(lim sandbox.Limits) error {
 		return fmt.Errorf("not enforced (cgroup v1; root needed): %s", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+func sameDir(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// cpuUsage is the CPU time the groups' processes have used so far (false
+// where no group accounts for it).
+func (c *cgroup) cpuUsage() (time.Duration, bool) {
+	for _, p := range c.paths {
+		if c.v2 {
+			b, err := os.ReadFile(filepath.Join(p, "cpu.stat"))
+			if err != nil {
+				return 0, false
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+					us, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					return time.Duration(us) * time.Microsecond, err == nil
+				}
+			}
+			return 0, false
+		}
+		if b, err := os.ReadFile(filepath.Join(p, "cpuacct.usage")); err == nil {
+			ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			return time.Duration(ns), err == nil
+		}
+	}
+	return 0, false
 }
 
 // joinScript is shell that moves the current shell into the groups.
@@ -167,7 +210,7 @@ func (c *cgroup) remove() error {
 func existingCgroup(id string) *cgroup {
 	c := newCgroup(id)
 	candidates := []string{filepath.Join(cgroupRoot, "aar", id)}
-	for _, ctl := range []string{"memory", "pids", "cpu"} {
+	for _, ctl := range []string{"memory", "pids", "cpu", "cpuacct"} {
 		candidates = append(candidates, filepath.Join(cgroupRoot, ctl, "aar", id))
 	}
 	for _, p := range candidates {
