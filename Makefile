@@ -5,7 +5,7 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox testbeds-check clean
+.PHONY: build demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox bench-researcher testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
@@ -69,6 +69,12 @@ bench:
 bench-sandbox:
 	$(GO) test ./internal/sandbox/bwrap -run '^$$' -bench 'ExecTrue|CreateDestroy' -benchtime 200x
 	$(GO) test ./internal/sandbox/bwrap -run '^$$' -bench BusySandboxes -benchtime 3x
+
+# The built-in researcher alone on metamath for 10 sandbox-CPU minutes in a
+# fresh lab; its result re-scored on the holdout split against vanilla and
+# logconf (paired bootstrap). Writes docs/researcher/researcher-metamath.md.
+bench-researcher: build
+	scripts/researcher-eval.sh metamath 10m docs/researcher
 
 bench-lab:
 	$(GO) test ./internal/lab -run '^$$' -bench BenchmarkSubmissions -benchtime 4000x

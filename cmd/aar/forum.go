@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -257,38 +258,50 @@ is new.`,
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			cursorFile := filepath.Join(dir, ".cursor")
-			var since int64
-			if b, err := os.ReadFile(cursorFile); err == nil {
-				since, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-			}
 			cl, err := client()
 			if err != nil {
 				return err
 			}
-			written := 0
-			for {
-				var page forum.Page
-				if _, err := cl.Do(cmd.Context(), "GET", fmt.Sprintf("/v1/findings?since=%d&limit=500", since), nil, &page, nil); err != nil {
-					return err
-				}
-				for _, f := range page.Findings {
-					if err := writeFindingFile(dir, f); err != nil {
-						return err
-					}
-					written++
-				}
-				if page.Next == since {
-					break
-				}
-				since = page.Next
-				if err := os.WriteFile(cursorFile, []byte(strconv.FormatInt(since, 10)+"\n"), 0o644); err != nil {
-					return err
-				}
+			written, since, err := syncForum(cmd.Context(), cl, dir)
+			if err != nil {
+				return err
 			}
 			fmt.Fprintf(g.stdout, "synced %d new finding(s) into %s (cursor %d)\n", written, dir, since)
 			return nil
 		},
+	}
+}
+
+// syncForum writes the findings after DIR/.cursor into dir and moves the
+// cursor; it returns how many it wrote and the new cursor.
+func syncForum(ctx context.Context, cl *labclient.Client, dir string) (int, int64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, 0, err
+	}
+	cursorFile := filepath.Join(dir, ".cursor")
+	var since int64
+	if b, err := os.ReadFile(cursorFile); err == nil {
+		since, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	}
+	written := 0
+	for {
+		var page forum.Page
+		if _, err := cl.Do(ctx, "GET", fmt.Sprintf("/v1/findings?since=%d&limit=500", since), nil, &page, nil); err != nil {
+			return written, since, err
+		}
+		for _, f := range page.Findings {
+			if err := writeFindingFile(dir, f); err != nil {
+				return written, since, err
+			}
+			written++
+		}
+		if page.Next == since {
+			return written, since, nil
+		}
+		since = page.Next
+		if err := os.WriteFile(cursorFile, []byte(strconv.FormatInt(since, 10)+"\n"), 0o644); err != nil {
+			return written, since, err
+		}
 	}
 }
 

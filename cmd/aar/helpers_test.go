@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	forumsqlite "github.com/aar-lab/aar/internal/forum/sqlite"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ func importChat(t *testing.T, data string) string {
 	return view
 }
 
-// newLab opens a SQLite ledger in data and a lab on it; it returns the lab
+// newLab opens a SQLite ledger and forum in data and a lab on them; it returns the lab
 // and the admin token.
 func newLab(t *testing.T, data string) (*lab.Lab, string) {
 	t.Helper()
@@ -45,7 +46,12 @@ func newLab(t *testing.T, data string) (*lab.Lab, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	l, admin, err := lab.New(context.Background(), lab.Config{DataDir: data, Ledger: db})
+	fs, err := forumsqlite.Open(context.Background(), filepath.Join(data, "lab.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	l, admin, err := lab.New(context.Background(), lab.Config{DataDir: data, Ledger: db, Forum: fs})
 	if err != nil {
 		t.Fatal(err)
 	}

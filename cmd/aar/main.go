@@ -67,8 +67,17 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// inputError marks a malformed input file (exit 3).
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
+
+func invalidf(format string, args ...any) error { return inputError{fmt.Errorf(format, args...)} }
+
 func exitCode(err error) int {
 	var ue usageError
+	var ie inputError
 	var nf *testbed.NotFoundError
 	var ce *score.CoverageError
 	switch {
@@ -76,7 +85,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &nf):
 		return exitNotFound
-	case jsonl.IsInputError(err), errors.As(err, &ce):
+	case jsonl.IsInputError(err), errors.As(err, &ce), errors.As(err, &ie):
 		return exitInput
 	default:
 		return exitFailure
@@ -147,7 +156,7 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid input (nothing changed),
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.data, "data", "", "lab data directory (default $AAR_DATA, else $XDG_DATA_HOME/aar or ~/.local/share/aar)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newTestbedCmd(g), newScoreCmd(g), newBaselineCmd(g), newW2SCmd(g), newLedgerCmd(g), newLabCmd(g), newSubmitCmd(g), newSnapshotCmd(g), newForumCmd(g), newLeaderboardCmd(g), newSandboxCmd(g), newVersionCmd(g))
+	root.AddCommand(newTestbedCmd(g), newScoreCmd(g), newBaselineCmd(g), newW2SCmd(g), newLedgerCmd(g), newLabCmd(g), newSubmitCmd(g), newSnapshotCmd(g), newForumCmd(g), newLeaderboardCmd(g), newSandboxCmd(g), newResearcherCmd(g), newVersionCmd(g))
 	markUsage(root)
 	return root
 }

@@ -32,9 +32,9 @@ Each file is one seed, named by its base name.
 
 PGR = (accuracy − weak) / (ceiling − weak) against the cell's fixed
 baselines; it is not clipped, and it is null when ceiling − weak is under 5
-points. --compare FILE adds a paired bootstrap 95% interval of the accuracy
-and PGR difference (PREDICTIONS, averaged over their seeds, minus FILE) per
-cell.`,
+points. --compare FILE[,FILE...] adds a paired bootstrap 95% interval of the
+accuracy and PGR difference (PREDICTIONS minus the compared files, each side
+averaged over its seeds) per cell.`,
 		Example: `  aar score --testbed chat preds/42.jsonl preds/43.jsonl
   aar score --testbed chat --split holdout --json preds/*.jsonl`,
 		Args: cobra.MinimumNArgs(1),
@@ -68,15 +68,19 @@ cell.`,
 			}
 			var cmps []*score.Comparison
 			if compare != "" {
-				other, err := score.ReadPredictionsFile(compare, tb)
-				if err != nil {
-					return err
+				var other []score.Predictions
+				for _, path := range strings.Split(compare, ",") {
+					o, err := score.ReadPredictionsFile(strings.TrimSpace(path), tb)
+					if err != nil {
+						return err
+					}
+					other = append(other, o)
 				}
 				for _, cell := range rep.Cells {
 					if cell.Rows == 0 {
 						continue
 					}
-					cmp, err := score.Compare(tb, preds, []score.Predictions{other}, cell.Split, cell.Group, 2000, 1)
+					cmp, err := score.Compare(tb, preds, other, cell.Split, cell.Group, 2000, 1)
 					if err != nil {
 						return err
 					}
@@ -98,7 +102,7 @@ cell.`,
 	f := c.Flags()
 	f.StringVar(&tbName, "testbed", "", "testbed name (required)")
 	f.StringVar(&split, "split", "all", "feedback, holdout, sealed, or all (every split the predictions cover)")
-	f.StringVar(&compare, "compare", "", "another predictions file to compare the first against (paired bootstrap)")
+	f.StringVar(&compare, "compare", "", "predictions to compare against (paired bootstrap): a file, or comma-separated files one per seed")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

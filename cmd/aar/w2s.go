@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +37,10 @@ func viewFlag(cmd *cobra.Command) string {
 func outputFile(g *globals, path string) (io.Writer, func() error, error) {
 	if path == "" || path == "-" {
 		return g.stdout, func() error { return nil }, nil
+	}
+	// The README's examples write to preds/42.jsonl: make the directory.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, err
 	}
 	f, err := os.Create(path)
 	if err != nil {

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aar-lab/aar/internal/agent"
+	"github.com/aar-lab/aar/internal/labclient"
+	"github.com/aar-lab/aar/internal/llm"
+	"github.com/aar-lab/aar/internal/sandbox"
+)
+
+// researcherOpts are aar researcher's flags.
+type researcherOpts struct {
+	lab, token, testbed, view, direction, name string
+	backend, model, baseURL, script, prices    string
+	prompt, profile, limits, labSocket         string
+	consultModel                               string
+	budgetUSD                                  float64
+	budgetTokens                               int64
+	wall, cpu                                  time.Duration
+	toolCalls, modelCalls                      int
+	maxTokens, thinking, contextTokens         int
+	consultThinking                            int
+	seed                                       uint64
+	screens                                    int
+}
+
+func newResearcherCmd(g *globals) *cobra.Command {
+	var o researcherOpts
+	c := &cobra.Command{
+		Use:   "researcher --testbed T --view DIR --direction TEXT --backend builtin|anthropic|openai|scripted [flags]",
+		Short: "Run one researcher: the agent loop, in a fresh sandbox, against a lab, under a budget",
+		Long: `Researcher runs one researcher worker: it creates a sandbox holding the
+testbed's public view (--view, as written by aar testbed public) at /data and
+a copy of the forum at /shared, and runs the agent loop — model call, tool
+calls, persist — until the budget is spent, the model finishes, or a stop
+condition holds. It prints one line per step. Every message, tool call,
+result, token count and cost goes to the lab's transcript store.
+
+The worker holds its lab token (--token or AAR_TOKEN) and its model key
+(ANTHROPIC_API_KEY or OPENAI_API_KEY, read from the environment only); the
+sandbox holds neither, and no label ever reaches the worker.
+
+Backends: builtin (a search over the toolkit's method space; needs no model),
+anthropic (the Messages API), openai (any OpenAI-compatible Chat Completions
+endpoint: --base-url http://127.0.0.1:8000/v1 for vLLM, Ollama or llama.cpp),
+scripted (replays --script FILE, one model turn per line).`,
+		Example: `  aar researcher --lab unix://$HOME/.local/share/aar/lab.sock --token $TOK --testbed metamath \
+      --view /tmp/metamath-public --direction "reweight the pool by how much to trust each weak label" \
+      --backend builtin --time 10m
+  ANTHROPIC_API_KEY=... aar researcher --lab http://127.0.0.1:8420 --testbed reviews --view DIR \
+      --direction "..." --backend anthropic --model claude-sonnet-5-5 --budget-usd 5`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runResearcher(cmd.Context(), g, o)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.lab, "lab", os.Getenv("AAR_LAB"), "the lab: http://host:port or unix:///path/lab.sock (default $AAR_LAB)")
+	f.StringVar(&o.token, "token", "", "researcher token (default $AAR_TOKEN)")
+	f.StringVar(&o.testbed, "testbed", "", "the campaign's testbed (checked against the view)")
+	f.StringVar(&o.view, "view", "", "the testbed's public view directory (aar testbed public NAME DIR)")
+	f.StringVar(&o.direction, "direction", "", "the research direction (free text)")
+	f.StringVar(&o.name, "name", "", "name for the sandbox and log lines (default: researcher)")
+	f.StringVar(&o.backend, "backend", "builtin", "builtin, anthropic, openai or scripted")
+	f.StringVar(&o.model, "model", "", "model name (anthropic default claude-sonnet-5-5)")
+	f.StringVar(&o.baseURL, "base-url", "", "API base URL (openai: e.g. http://127.0.0.1:8000/v1; anthropic: a proxy)")
+	f.StringVar(&o.script, "script", "", "scripted backend: the turns to replay (JSONL)")
+	f.StringVar(&o.prices, "prices", "", "prices file: {\"model\": {\"input\": USD/Mtok, \"output\": …}} over the defaults")
+	f.StringVar(&o.prompt, "prompt", "", "system prompt template file (text/template; default: the built-in one)")
+	f.StringVar(&o.profile, "profile", "cpu", "sandbox profile")
+	f.StringVar(&o.limits, "limits", "", "sandbox limits, e.g. memory=2G,timeout=20m")
+	f.StringVar(&o.labSocket, "lab-socket", "", "the lab's Unix socket to mount in the sandbox (default: the --lab socket)")
+	f.StringVar(&o.consultModel, "consult-model", "", "model the consult tool asks (anthropic/openai; default: none, no consult tool)")
+	f.IntVar(&o.consultThinking, "consult-thinking", 0, "thinking budget (tokens) for consult calls")
+	f.Float64Var(&o.budgetUSD, "budget-usd", 0, "dollar budget (required for paid backends unless --budget-tokens is set)")
+	f.Int64Var(&o.budgetTokens, "budget-tokens", 0, "token budget")
+	f.DurationVar(&o.wall, "time", 0, "wall-clock budget, e.g. 10m, 2h")
+	f.DurationVar(&o.cpu, "cpu", 0, "sandbox CPU-time budget, e.g. 10m")
+	f.IntVar(&o.toolCalls, "tool-calls", 0, "tool-call budget")
+	f.IntVar(&o.modelCalls, "model-calls", 0, "model-call budget")
+	f.IntVar(&o.maxTokens, "max-tokens", 0, "output tokens per call (default 4096)")
+	f.IntVar(&o.thinking, "thinking", 0, "extended thinking budget per call (tokens; anthropic)")
+	f.IntVar(&o.contextTokens, "context-tokens", 0, "the model's context window (default 200000); a fresh session starts at 80%")
+	f.Uint64Var(&o.seed, "seed", 1, "builtin: the search's seed")
+	f.IntVar(&o.screens, "screens", 0, "builtin: most one-seed screening submissions (default 16)")
+	return c
+}
+
+func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
+	if o.token == "" {
+		o.token = os.Getenv("AAR_TOKEN")
+	}
+	switch {
+	case o.lab == "" || o.token == "":
+		return usagef("give the lab (--lab or AAR_LAB) and your researcher token (--token or AAR_TOKEN)")
+	case o.view == "":
+		return usagef("--view is required: the testbed's public view (write it with: aar testbed public NAME DIR)")
+	case strings.TrimSpace(o.direction) == "":
+		return usagef("--direction is required: the research direction, in a sentence or two")
+	}
+	manifest, err := os.ReadFile(filepath.Join(o.view, "testbed.json"))
+	if err != nil {
+		return usagef("--view %s: %v (write a public view with: aar testbed public NAME DIR)", o.view, err)
+	}
+	var m struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return invalidf("--view %s: testbed.json: %v", o.view, err)
+	}
+	if o.testbed != "" && m.Name != o.testbed {
+		return usagef("--view %s holds testbed %q, not %q", o.view, m.Name, o.testbed)
+	}
+	if _, err := os.Stat(filepath.Join(o.view, "train_label.jsonl")); err == nil {
+		return usagef("--view %s holds train_label.jsonl: that is a private testbed directory, not a public view (aar testbed public NAME DIR)", o.view)
+	}
+	prices, err := llm.LoadPrices(o.prices)
+	if err != nil {
+		return invalidf("%v", err)
+	}
+	lim, err := parseLimits(o.limits)
+	if err != nil {
+		return usageError{err}
+	}
+	cl, err := labclient.New(o.lab, o.token)
+	if err != nil {
+		return usageError{err}
+	}
+	secrets := []string{o.token}
+	backend, model, consult, err := researcherBackend(&o, &secrets)
+	if err != nil {
+		return err
+	}
+	if (o.backend == "anthropic" || o.backend == "openai") && o.budgetUSD <= 0 && o.budgetTokens <= 0 {
+		return usagef("a paid backend needs a budget: give --budget-usd (dollars) or --budget-tokens")
+	}
+	if o.backend == "openai" && o.budgetUSD > 0 {
+		if _, ok := prices.Lookup(model); !ok {
+			return usagef("no price for model %q, so --budget-usd cannot be enforced: give --prices FILE with {\"%s\": {\"input\": …, \"output\": …}} (0 for a local server), or use --budget-tokens", model, model)
+		}
+	}
+	// Check the token before making a sandbox.
+	if _, err := cl.Spend(ctx); err != nil {
+		return fmt.Errorf("lab %s: %w", o.lab, err)
+	}
+
+	dir, err := g.dataDir()
+	if err != nil {
+		return err
+	}
+	name := o.name
+	if name == "" {
+		name = "researcher"
+	}
+	sfx := make([]byte, 4)
+	_, _ = rand.Read(sfx)
+	id := fmt.Sprintf("%s-%s", sanitizeID(name), hex.EncodeToString(sfx))
+	shared, err := os.MkdirTemp("", "aar-forum-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(shared)
+	spec := sandbox.Spec{ID: id, Profile: o.profile, Data: o.view, Shared: shared, Limits: lim}
+	if exe, err := os.Executable(); err == nil {
+		spec.AarBinary = exe
+	}
+	switch {
+	case o.labSocket != "":
+		spec.LabSocket = o.labSocket
+	case strings.HasPrefix(o.lab, "unix://"):
+		spec.LabSocket = strings.TrimPrefix(o.lab, "unix://")
+	}
+	b, err := g.sandboxBackend(filepath.Join(dir, "sandboxes"))
+	if err != nil {
+		return err
+	}
+	sb, err := b.Create(ctx, spec)
+	if err != nil {
+		return err
+	}
+	defer sb.Destroy(context.WithoutCancel(ctx))
+	for _, w := range sb.Warnings() {
+		fmt.Fprintf(g.stderr, "warning: %s\n", w)
+	}
+	prompt, err := agent.LoadPrompt(o.prompt)
+	if err != nil {
+		return invalidf("%v", err)
+	}
+	cfg := agent.Config{Researcher: name, Testbed: m.Name, Direction: o.direction, Backend: backend, Model: model, Consult: consult,
+		Prices: prices, Lab: cl, Sandbox: sb, Prompt: prompt, MaxTokens: o.maxTokens, ThinkingBudget: o.thinking, ContextTokens: o.contextTokens,
+		Budget:  agent.Budget{USD: o.budgetUSD, Tokens: o.budgetTokens, Wall: o.wall, CPU: o.cpu, ToolCalls: o.toolCalls, ModelCalls: o.modelCalls},
+		Secrets: secrets, Log: g.stderr,
+		Refresh: func(ctx context.Context) error { _, _, err := syncForum(ctx, cl, shared); return err }}
+	if o.backend == "builtin" {
+		cfg.Nudges = -1
+	}
+	r, err := agent.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stderr, "researcher %s: backend %s, model %s, sandbox %s, budget %s\n", name, backend.Name(), model, id, budgetLine(cfg.Budget))
+	sum, err := r.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return writeJSON(g.stdout, sum)
+}
+
+func budgetLine(b agent.Budget) string {
+	var parts []string
+	if b.USD > 0 {
+		parts = append(parts, fmt.Sprintf("$%.2f", b.USD))
+	}
+	if b.Tokens > 0 {
+		parts = append(parts, fmt.Sprintf("%d tokens", b.Tokens))
+	}
+	if b.Wall > 0 {
+		parts = append(parts, b.Wall.String())
+	}
+	if b.CPU > 0 {
+		parts = append(parts, b.CPU.String()+" CPU")
+	}
+	if b.ToolCalls > 0 {
+		parts = append(parts, fmt.Sprintf("%d tool calls", b.ToolCalls))
+	}
+	if len(parts) == 0 {
+		return "unbounded"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// researcherBackend builds the model backend; keys come from the
+// environment only and are added to secrets (scrubbed from transcripts).
+func researcherBackend(o *researcherOpts, secrets *[]string) (llm.Backend, string, *agent.ConsultConfig, error) {
+	var consult *agent.ConsultConfig
+	switch o.backend {
+	case "builtin":
+		return agent.NewBuiltin(agent.BuiltinConfig{Seed: o.seed, Direction: o.direction, Screens: o.screens}), "builtin", nil, nil
+	case "scripted":
+		if o.script == "" {
+			return nil, "", nil, usagef("--backend scripted needs --script FILE (one model turn per line)")
+		}
+		s, err := llm.LoadScript(o.script)
+		if err != nil {
+			return nil, "", nil, invalidf("%v", err)
+		}
+		model := o.model
+		if model == "" {
+			model = "scripted"
+		}
+		return s, model, nil, nil
+	case "anthropic":
+		key := os.Getenv("ANTHROPIC_API_KEY")
+		if key == "" {
+			return nil, "", nil, usagef("--backend anthropic needs ANTHROPIC_API_KEY in the environment")
+		}
+		*secrets = append(*secrets, key)
+		base := o.baseURL
+		if base == "" {
+			base = os.Getenv("ANTHROPIC_BASE_URL")
+		}
+		be := llm.NewAnthropic(llm.AnthropicConfig{APIKey: key, BaseURL: base})
+		model := o.model
+		if model == "" {
+			model = "claude-sonnet-5-5"
+		}
+		if o.consultModel != "" || o.consultThinking > 0 {
+			cm := o.consultModel
+			if cm == "" {
+				cm = model
+			}
+			consult = &agent.ConsultConfig{Backend: be, Model: cm, ThinkingBudget: o.consultThinking}
+		}
+		return be, model, consult, nil
+	case "openai":
+		key := os.Getenv("OPENAI_API_KEY")
+		if key != "" {
+			*secrets = append(*secrets, key)
+		}
+		if o.model == "" {
+			return nil, "", nil, usagef("--backend openai needs --model (the name the server serves)")
+		}
+		be := llm.NewOpenAI(llm.OpenAIConfig{APIKey: key, BaseURL: o.baseURL})
+		if o.consultModel != "" {
+			consult = &agent.ConsultConfig{Backend: be, Model: o.consultModel}
+		}
+		return be, o.model, consult, nil
+	default:
+		return nil, "", nil, usagef("--backend %q: use builtin, anthropic, openai or scripted", o.backend)
+	}
+}
+
+func sanitizeID(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "researcher"
+	}
+	return b.String()
+}
