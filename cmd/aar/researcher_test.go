@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -322,5 +323,100 @@ func scanForLeaks(t *testing.T, data, text string, secrets map[string]string) {
 	}
 	if checked < 100 {
 		t.Fatalf("only %d private rows checked", checked)
+	}
+}
+
+// TestResearcherBuiltinCLI runs `aar researcher --backend builtin` (the
+// built binary, as a worker process) on the toy testbed: it screens, confirms
+// and posts a result with a method card and snapshot, through the same
+// tools and quota as a model, and its log holds no secret or private row.
+func TestResearcherBuiltinCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and trains students")
+	}
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("bubblewrap is not installed (apt-get install bubblewrap; .ci/run installs it)")
+	}
+	data, view, sock, admin, tok := researcherLab(t)
+	bin := buildAar(t)
+	cmd := exec.Command(bin, "researcher", "--data", data, "--lab", "unix://"+sock, "--token", tok, "--testbed", "toy", "--view", view,
+		"--direction", "filter out the weak labels you cannot trust", "--backend", "builtin", "--screens", "6", "--time", "5m", "--name", "alice")
+	cmd.Env = append(os.Environ(), "AAR_TOKEN=", "AAR_LAB=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("aar researcher: %v\n%s", err, stderr.String())
+	}
+	var sum agent.Summary
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.Reason != "the researcher finished" {
+		t.Fatalf("summary %+v (%v)\n%s", sum, err, stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{"backend builtin", "share_finding", "submit_predictions", "Confirming", "stopped: the researcher finished"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	cl, _ := labclient.New("unix://"+sock, tok)
+	raw, err := cl.ListFindings(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Findings []struct {
+			Type, Family, Snapshot, Submission, Author string
+			Card                                       *struct{ Summary string }
+		}
+	}
+	_ = json.Unmarshal(raw, &page)
+	types := map[string]int{}
+	for _, f := range page.Findings {
+		types[f.Type]++
+		if f.Type == "result" && (f.Snapshot == "" || f.Submission == "" || f.Card == nil || f.Author != "alice") {
+			t.Errorf("result finding %+v", f)
+		}
+	}
+	if types["result"] != 1 || types["hypothesis"] < 1 {
+		t.Errorf("findings by type: %v", types)
+	}
+	sp, _ := cl.Spend(context.Background())
+	// 6 screens (vanilla among them) and 2 confirmations of 5 seeds.
+	if sp.CPUSeconds <= 0 || sp.ToolCalls < 20 {
+		t.Errorf("spend %+v", sp)
+	}
+	scanForLeaks(t, data, log+stdout.String(), map[string]string{"alice's token": tok, "the admin token": admin})
+}
+
+func TestResearcherBadInput(t *testing.T) {
+	data := t.TempDir()
+	view := importChat(t, data)
+	t.Setenv("AAR_LAB", "http://127.0.0.1:1")
+	t.Setenv("AAR_TOKEN", "aar_test")
+	t.Setenv("ANTHROPIC_API_KEY", "")
+	base := []string{"researcher", "--direction", "x"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--backend", "builtin"}, "--view is required"},
+		{[]string{"--view", filepath.Join(data, "testbeds", "chat")}, "private testbed directory"},
+		{[]string{"--view", view, "--testbed", "reviews"}, `holds testbed "chat", not "reviews"`},
+		{[]string{"--view", view, "--backend", "anthropic"}, "needs ANTHROPIC_API_KEY"},
+		{[]string{"--view", view, "--backend", "scripted"}, "needs --script FILE"},
+		{[]string{"--view", view, "--backend", "openai"}, "needs --model"},
+		{[]string{"--view", view, "--backend", "gpt"}, `--backend "gpt"`},
+		{[]string{"--view", view, "--limits", "memory=lots"}, "memory"},
+	} {
+		code, _, errs := aar(t, data, append(base, c.args...)...)
+		if code != exitUsage || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %q (want %q)", c.args, code, errs, c.want)
+		}
+	}
+	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+	if code, _, errs := aar(t, data, append(base, "--view", view, "--backend", "anthropic")...); code != exitUsage || !strings.Contains(errs, "needs a budget") {
+		t.Errorf("anthropic without a budget: %d %s", code, errs)
+	}
+	if code, _, errs := aar(t, data, append(base, "--view", view, "--backend", "anthropic", "--budget-usd", "1")...); code == 0 || strings.Contains(errs, "sk-ant-test") {
+		t.Errorf("an unreachable lab: %d %s", code, errs)
 	}
 }

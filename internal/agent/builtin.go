@@ -100,12 +100,14 @@ func NewBuiltin(cfg BuiltinConfig) *Builtin {
 	} else if cfg.Mutations == 0 {
 		cfg.Mutations = 6
 	}
+	// At least two thirds of the screens go to the method space itself.
+	cfg.Mutations = min(cfg.Mutations, cfg.Screens/3)
 	if cfg.Confirm <= 0 {
 		cfg.Confirm = 2
 	}
 	b := &Builtin{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6275696c74696e)), seen: map[string]bool{}, posted: map[string]bool{},
 		confirmSeeds: []string{"42", "43", "44", "45", "46"}}
-	b.screenSeed = strconv.Itoa(47 + b.rng.IntN(11)) // a seed kept apart from the confirmation seeds
+	b.screenSeed = "47" // until look() reads the view's weak seeds
 	fams := familyCands(b.rng)
 	order := familyOrder(cfg.Direction, b.rng)
 	b.enqueue(cand{Family: "other", Method: "vanilla_w2s", Origin: "baseline", Why: "the reference every method is compared with"})
@@ -186,9 +188,34 @@ func call(text, name string, input any) []llm.Part {
 	return append(parts, llm.Part{Kind: llm.PartToolCall, Name: name, Input: in})
 }
 
+// look reads the public view and the weak seeds it has: the first five are
+// the confirmation seeds, and the screening seed is drawn from the rest.
 func (b *Builtin) look() []llm.Part {
-	b.wait = func([]llm.Part) {}
-	return call("First, the public view.", "bash", map[string]any{"command": "head -c 1500 /data/testbed.json; echo; ls /data /data/weak | head -n 40; wc -l /data/*.jsonl"})
+	b.wait = func(res []llm.Part) {
+		if len(res) == 0 {
+			return
+		}
+		var seeds []int
+		for _, line := range strings.Fields(res[0].Text) {
+			if n, err := strconv.Atoi(strings.TrimSuffix(line, ".jsonl")); err == nil && strings.HasSuffix(line, ".jsonl") {
+				seeds = append(seeds, n)
+			}
+		}
+		sort.Ints(seeds)
+		if len(seeds) == 0 {
+			return
+		}
+		b.confirmSeeds = nil
+		for _, n := range seeds[:min(5, len(seeds))] {
+			b.confirmSeeds = append(b.confirmSeeds, strconv.Itoa(n))
+		}
+		rest := seeds[min(5, len(seeds)):]
+		if len(rest) == 0 {
+			rest = seeds
+		}
+		b.screenSeed = strconv.Itoa(rest[b.rng.IntN(len(rest))])
+	}
+	return call("First, the public view.", "bash", map[string]any{"command": "head -c 1500 /data/testbed.json; echo; wc -l /data/*.jsonl; ls /data/weak"})
 }
 
 func (b *Builtin) writePrep() []llm.Part {

@@ -85,10 +85,16 @@ func (c cand) script(seeds []string, smoke bool) string {
 		for _, k := range keys {
 			args = append(args, "--"+k, c.Flags[k])
 		}
-		if smoke && i == 0 {
-			fmt.Fprintf(&b, "%s --smoke --out runs/%s/smoke.jsonl 2>&1 | tail -n 1\n", strings.Join(args, " "), c.ID)
+		// Each step's output goes to a log; a failure shows its tail and
+		// stops the script (sh has no pipefail, so no pipes).
+		run := func(out string) {
+			fmt.Fprintf(&b, "%s --out %s >runs/%s/log 2>&1 || { tail -n 5 runs/%s/log; exit 1; }; tail -n 1 runs/%s/log\n",
+				strings.Join(args, " "), out, c.ID, c.ID, c.ID)
 		}
-		fmt.Fprintf(&b, "%s --out runs/%s/%s.jsonl 2>&1 | tail -n 1\n", strings.Join(args, " "), c.ID, s)
+		if smoke && i == 0 {
+			run(fmt.Sprintf("runs/%s/smoke.jsonl --smoke", c.ID))
+		}
+		run(fmt.Sprintf("runs/%s/%s.jsonl", c.ID, s))
 	}
 	return b.String()
 }
