@@ -109,7 +109,7 @@ func (m *memSandbox) ReadFile(p string) ([]byte, error) {
 	}
 	return b, nil
 }
-func (m *memSandbox) Warnings() []string                 { return nil }
+func (m *memSandbox) Warnings() []string                { return nil }
 func (m *memSandbox) Destroy(ctx context.Context) error { return nil }
 
 func script(t *testing.T, lines ...string) *llm.Scripted {

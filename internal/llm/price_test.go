@@ -79,10 +79,10 @@ func TestScripted(t *testing.T) {
 		t.Errorf("requests %d, remaining %d", len(s.Requests()), s.Remaining())
 	}
 	for body, want := range map[string]string{
-		"{\"text\": \"a\"}\n{\"txt\": \"b\"}":                  "line 2",
-		"":                                                      "no turns",
-		"{\"calls\": [{\"input\": {}}]}":                        "no name",
-		"{\"usage\": {\"input_tokens\": -3}}":                   "negative",
+		"{\"text\": \"a\"}\n{\"txt\": \"b\"}": "line 2",
+		"":                                    "no turns",
+		"{\"calls\": [{\"input\": {}}]}":      "no name",
+		"{\"usage\": {\"input_tokens\": -3}}": "negative",
 		"[{\"text\": \"a\"}, {\"calls\": [{\"name\": \"\"}]}]": "turn 2",
 	} {
 		if _, err := ParseScript([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
