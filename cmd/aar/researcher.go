@@ -14,9 +14,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aar-lab/aar/internal/agent"
+	"github.com/aar-lab/aar/internal/lab"
 	"github.com/aar-lab/aar/internal/labclient"
 	"github.com/aar-lab/aar/internal/llm"
 	"github.com/aar-lab/aar/internal/sandbox"
+	"github.com/aar-lab/aar/internal/snapshot"
+	"github.com/aar-lab/aar/internal/testbed"
 )
 
 // researcherOpts are aar researcher's flags.
@@ -38,10 +41,11 @@ type researcherOpts struct {
 func newResearcherCmd(g *globals) *cobra.Command {
 	var o researcherOpts
 	c := &cobra.Command{
-		Use:   "researcher --testbed T --view DIR --direction TEXT --backend builtin|anthropic|openai|scripted [flags]",
+		Use:   "researcher --lab URL --token T --testbed T --direction TEXT --backend builtin|anthropic|openai|scripted [flags]",
 		Short: "Run one researcher: the agent loop, in a fresh sandbox, against a lab, under a budget",
 		Long: `Researcher runs one researcher worker: it creates a sandbox holding the
-testbed's public view (--view, as written by aar testbed public) at /data and
+testbed's public view at /data (downloaded from the lab, which makes it from
+the campaign's testbed, or --view DIR as written by aar testbed public) and
 a copy of the forum at /shared, and runs the agent loop — model call, tool
 calls, persist — until the budget is spent, the model finishes, or a stop
 condition holds. It prints one line per step. Every message, tool call,
@@ -69,7 +73,7 @@ scripted (replays --script FILE, one model turn per line).`,
 	f.StringVar(&o.lab, "lab", os.Getenv("AAR_LAB"), "the lab: http://host:port or unix:///path/lab.sock (default $AAR_LAB)")
 	f.StringVar(&o.token, "token", "", "researcher token (default $AAR_TOKEN)")
 	f.StringVar(&o.testbed, "testbed", "", "the campaign's testbed (checked against the view)")
-	f.StringVar(&o.view, "view", "", "the testbed's public view directory (aar testbed public NAME DIR)")
+	f.StringVar(&o.view, "view", "", "the testbed's public view directory (default: downloaded from the lab)")
 	f.StringVar(&o.direction, "direction", "", "the research direction (free text)")
 	f.StringVar(&o.name, "name", "", "name for the sandbox and log lines (default: researcher)")
 	f.StringVar(&o.backend, "backend", "builtin", "builtin, anthropic, openai or scripted")
@@ -104,10 +108,22 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	switch {
 	case o.lab == "" || o.token == "":
 		return usagef("give the lab (--lab or AAR_LAB) and your researcher token (--token or AAR_TOKEN)")
-	case o.view == "":
-		return usagef("--view is required: the testbed's public view (write it with: aar testbed public NAME DIR)")
 	case strings.TrimSpace(o.direction) == "":
 		return usagef("--direction is required: the research direction, in a sentence or two")
+	}
+	cl, err := labclient.New(o.lab, o.token)
+	if err != nil {
+		return usageError{err}
+	}
+	dir, err := g.dataDir()
+	if err != nil {
+		return err
+	}
+	if o.view == "" {
+		if o.view, err = fetchPublicView(ctx, cl, filepath.Join(dir, "researcher-views")); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stderr, "public view from the lab: %s\n", o.view)
 	}
 	manifest, err := os.ReadFile(filepath.Join(o.view, "testbed.json"))
 	if err != nil {
@@ -133,10 +149,6 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	if err != nil {
 		return usageError{err}
 	}
-	cl, err := labclient.New(o.lab, o.token)
-	if err != nil {
-		return usageError{err}
-	}
 	secrets := []string{o.token}
 	backend, model, consult, err := researcherBackend(&o, &secrets)
 	if err != nil {
@@ -155,10 +167,6 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		return fmt.Errorf("lab %s: %w", o.lab, err)
 	}
 
-	dir, err := g.dataDir()
-	if err != nil {
-		return err
-	}
 	name := o.name
 	if name == "" {
 		name = "researcher"
@@ -215,6 +223,45 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		return err
 	}
 	return writeJSON(g.stdout, sum)
+}
+
+// fetchPublicView downloads the campaign testbed's public view from the lab
+// into root/NAME-HASH (kept for the next researcher on the same view) and
+// returns that directory.
+func fetchPublicView(ctx context.Context, cl *labclient.Client, root string) (string, error) {
+	rc, name, err := cl.PublicView(ctx)
+	if err != nil {
+		return "", fmt.Errorf("public view: %w", err)
+	}
+	defer rc.Close()
+	t, err := snapshot.ReadArchive(rc, lab.PublicViewLimits)
+	if err != nil {
+		return "", fmt.Errorf("public view from the lab: %w", err)
+	}
+	if err := testbed.ValidateName(name); err != nil {
+		return "", fmt.Errorf("public view from the lab: testbed name %q: %w", name, err)
+	}
+	dir := filepath.Join(root, name+"-"+t.Hash[:16])
+	if _, err := os.Stat(filepath.Join(dir, "testbed.json")); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(root, ".partial-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := snapshot.Unpack(t, filepath.Join(tmp, "v")); err != nil {
+		return "", err
+	}
+	if err := os.Rename(filepath.Join(tmp, "v"), dir); err != nil && !os.IsExist(err) {
+		if _, serr := os.Stat(filepath.Join(dir, "testbed.json")); serr != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 func budgetLine(b agent.Budget) string {

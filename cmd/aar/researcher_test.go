@@ -339,7 +339,8 @@ func TestResearcherBuiltinCLI(t *testing.T) {
 	}
 	data, view, sock, admin, tok := researcherLab(t)
 	bin := buildAar(t)
-	cmd := exec.Command(bin, "researcher", "--data", data, "--lab", "unix://"+sock, "--token", tok, "--testbed", "toy", "--view", view,
+	// No --view: the worker downloads the public view from the lab.
+	cmd := exec.Command(bin, "researcher", "--data", data, "--lab", "unix://"+sock, "--token", tok, "--testbed", "toy",
 		"--direction", "filter out the weak labels you cannot trust", "--backend", "builtin", "--screens", "6", "--time", "5m", "--name", "alice")
 	cmd.Env = append(os.Environ(), "AAR_TOKEN=", "AAR_LAB=")
 	var stdout, stderr bytes.Buffer
@@ -352,7 +353,21 @@ func TestResearcherBuiltinCLI(t *testing.T) {
 		t.Fatalf("summary %+v (%v)\n%s", sum, err, stderr.String())
 	}
 	log := stderr.String()
-	for _, want := range []string{"backend builtin", "share_finding", "submit_predictions", "Confirming", "stopped: the researcher finished"} {
+	got, _ := filepath.Glob(filepath.Join(data, "researcher-views", "toy-*"))
+	if len(got) != 1 {
+		t.Fatalf("downloaded views: %v", got)
+	}
+	for _, f := range []string{"testbed.json", "test.jsonl", "train_unlabel.jsonl"} {
+		a, err1 := os.ReadFile(filepath.Join(got[0], f))
+		b, err2 := os.ReadFile(filepath.Join(view, f))
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("downloaded %s differs from aar testbed public's (%v %v)", f, err1, err2)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(got[0], "train_label.jsonl")); err == nil {
+		t.Error("the downloaded view holds train_label.jsonl")
+	}
+	for _, want := range []string{"public view from the lab", "backend builtin", "share_finding", "submit_predictions", "Confirming", "stopped: the researcher finished"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
@@ -398,7 +413,6 @@ func TestResearcherBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--backend", "builtin"}, "--view is required"},
 		{[]string{"--view", filepath.Join(data, "testbeds", "chat")}, "private testbed directory"},
 		{[]string{"--view", view, "--testbed", "reviews"}, `holds testbed "chat", not "reviews"`},
 		{[]string{"--view", view, "--backend", "anthropic"}, "needs ANTHROPIC_API_KEY"},
@@ -418,5 +432,8 @@ func TestResearcherBadInput(t *testing.T) {
 	}
 	if code, _, errs := aar(t, data, append(base, "--view", view, "--backend", "anthropic", "--budget-usd", "1")...); code == 0 || strings.Contains(errs, "sk-ant-test") {
 		t.Errorf("an unreachable lab: %d %s", code, errs)
+	}
+	if code, _, errs := aar(t, data, append(base, "--backend", "builtin")...); code != exitFailure || !strings.Contains(errs, "public view") {
+		t.Errorf("no view and an unreachable lab: %d %s", code, errs)
 	}
 }

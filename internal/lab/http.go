@@ -119,6 +119,7 @@ func (l *Lab) Routes() []Route {
 		{"GET", "/v1/snapshots/{id}", RoleResearcher, "a snapshot's metadata (your campaign's)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			return l.snapshotFor(id, r.PathValue("id"))
 		}, ""},
+		{"GET", "/v1/public-view", RoleResearcher, "the campaign testbed's public view as a tar.gz (what a sandbox holds at /data; admins: ?campaign=ID)", l.handlePublicView, ""},
 		{"GET", "/v1/snapshots/{id}/archive", RoleResearcher, "a snapshot's canonical tar.gz", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			rc, err := l.SnapshotArchive(id, r.PathValue("id"))
 			if err != nil {

@@ -70,6 +70,8 @@ type Lab struct {
 	headMu   sync.Mutex // guards lastHead
 	lastHead string     // the head after this lab's last append (for headers)
 
+	views publicViews // public view archives by testbed
+
 	snapOnce sync.Once
 	snaps    *snapshot.Store
 	snapErr  error

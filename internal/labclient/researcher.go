@@ -254,3 +254,14 @@ func withQuery(path string, v url.Values) string {
 	}
 	return path + "?" + v.Encode()
 }
+
+// PublicView downloads the public view of the token's campaign testbed (a
+// canonical tar.gz) and returns it with the testbed's name; the caller
+// closes it.
+func (c *Client) PublicView(ctx context.Context) (io.ReadCloser, string, error) {
+	rc, h, err := c.DoRaw(ctx, "GET", "/v1/public-view", "", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	return rc, h.Get("X-Aar-Testbed"), nil
+}
