@@ -33,8 +33,8 @@ test:
 
 # The race detector over the concurrent parts (lab, ledger, forum, learners).
 race:
-	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline ./internal/sandbox/...
-	$(GO) test -race -count=1 ./cmd/aar -run 'TestLabCLI|TestForumScenario|TestBuiltinPipeline|TestEndToEnd'
+	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline ./internal/sandbox/... ./internal/agent ./internal/llm ./internal/labclient
+	$(GO) test -race -count=1 ./cmd/aar -run 'TestLabCLI|TestForumScenario|TestBuiltinPipeline|TestEndToEnd|TestResearcherScriptedSession'
 
 # gofmt and staticcheck (installed from the Go module proxy when missing).
 lint:

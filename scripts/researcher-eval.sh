@@ -53,6 +53,9 @@ AAR_TOKEN=$TOK "$AAR" researcher --data "$W/data" --testbed "$TB" --view "$W/vie
   --cpu "$CPU" --time 60m --name builtin >"$W/summary.json" 2>"$OUT/researcher-$TB.log"
 wall=$(( $(date +%s) - start ))
 
+# Its submissions over time, as pictures.
+AAR_TOKEN=$TOK "$AAR" transcript --plot "$OUT/researcher-$TB.png" --plot "$OUT/researcher-$TB.svg" 2>/dev/null
+
 # The result the researcher posted, and the snapshot behind it.
 AAR_TOKEN=$TOK "$AAR" forum list --json --limit 500 >"$W/findings.json"
 python3 - "$W/findings.json" >"$W/result.env" <<'PY'
@@ -111,6 +114,8 @@ for g in ("overall", "id", "ood"):
     lines.append("| %s | %.3f ± %.3f | %s | %s |" % (g, c["pgr"]["mean"], c["pgr"]["se"], ci(cv), ci(cb)))
     if g == "overall":
         ok = cv["pgr_diff"]["lo"] > 0
+lines += ["", "![released feedback PGR per submission](researcher-%s.png)" % tb]
+lines += ["", "What it screened and confirmed (its final words):", "", "```", summ.get("final", "").strip(), "```"]
 lines += ["", "`*`: the interval excludes 0. Paired bootstrap over holdout rows (2,000 resamples), each row's correctness averaged over seeds 42–46."]
 open(out + "/researcher-%s.md" % tb, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,6 +261,24 @@ func TestResearcherScriptedSession(t *testing.T) {
 		t.Errorf("notebook: %+v", nb)
 	}
 
+	// aar transcript reads it back, and draws the submissions.
+	t.Setenv("AAR_TOKEN", tok)
+	png := filepath.Join(t.TempDir(), "progress.png")
+	code, _, errs := aar(t, data, "transcript", "--plot", png)
+	if code != 0 {
+		t.Fatalf("aar transcript --plot: %d %s", code, errs)
+	}
+	if f, err := os.Open(png); err != nil {
+		t.Error(err)
+	} else if _, err := pngDecode(f); err != nil {
+		t.Errorf("plot: %v", err)
+	}
+	code, out, _ := aar(t, data, "transcript")
+	if code != 0 || strings.Count(out, "\n") != len(events) || !strings.Contains(out, "submit_predictions ok") || !strings.Contains(out, "rm_everything ERROR") {
+		t.Errorf("aar transcript: %d lines for %d events:\n%s", strings.Count(out, "\n"), len(events), out)
+	}
+	t.Setenv("AAR_TOKEN", admin)
+
 	// The ledger's chain verifies with every transcript event in it.
 	if code, out, errs := aar(t, data, "ledger", "verify"); code != 0 || !strings.Contains(out, "ledger verifies") {
 		t.Errorf("ledger verify: %d %s %s", code, out, errs)
@@ -285,6 +304,11 @@ func TestResearcherScriptedSession(t *testing.T) {
 
 // scanForLeaks fails if text holds a secret, a weak teacher's labelled row
 // or a sealed row (id or text) of the toy testbed.
+func pngDecode(f *os.File) (any, error) {
+	defer f.Close()
+	return png.Decode(f)
+}
+
 func scanForLeaks(t *testing.T, data, text string, secrets map[string]string) {
 	t.Helper()
 	for what, s := range secrets {

@@ -84,7 +84,9 @@ type ConsultConfig struct {
 
 // Summary is how a researcher's run ended.
 type Summary struct {
-	Reason   string `json:"reason"`
+	Reason string `json:"reason"`
+	// Final is the model's last text (capped at 4 KiB).
+	Final    string `json:"final,omitempty"`
 	Sessions int    `json:"sessions"`
 	Steps    int    `json:"steps"`
 	Status   Status `json:"status"`
@@ -113,6 +115,7 @@ type Researcher struct {
 	steps        int
 	lastPos      int64
 	refreshed    time.Time
+	final        string
 }
 
 // New prepares a researcher: checks the config, reads the public manifest
@@ -244,6 +247,7 @@ func (r *Researcher) Run(ctx context.Context) (sum *Summary, err error) {
 			}
 		}
 		sum.Sessions, sum.Steps, sum.Status = r.session, r.steps, r.meter.Status()
+		sum.Final = capText(r.final, 4<<10)
 		r.rec.add("stop", map[string]any{"reason": sum.Reason, "status": sum.Status}, nil, 0, 0)
 		// The stop event must land even when ctx was cancelled.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -334,6 +338,7 @@ func (r *Researcher) step(ctx context.Context) (string, error) {
 	r.rec.add("usage", map[string]any{"model": resp.Model}, &u, cost, 0)
 	calls := resp.Message.ToolCalls()
 	if text := strings.TrimSpace(resp.Message.TextOf()); text != "" {
+		r.final = r.scrub(text)
 		r.logf("says: %s", oneLine(text, 160))
 	}
 	switch resp.Stop {

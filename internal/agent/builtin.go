@@ -20,11 +20,11 @@ import (
 type BuiltinConfig struct {
 	Seed      uint64
 	Direction string
-	// Screens bounds one-seed screening submissions (default 24, inside
+	// Screens bounds one-seed screening submissions (default 22, inside
 	// the default quota of 30 submissions an hour with the confirmations);
 	// Mutations how many of them at least go to neighbours of the best
 	// (default 6); Confirm how many of the best are confirmed on 5 seeds
-	// (default 2). Screening also stops when the budget left (read with the
+	// (default 3). Screening also stops when the budget left (read with the
 	// budget tool) would not cover the confirmations.
 	Screens, Mutations, Confirm int
 }
@@ -93,7 +93,7 @@ type screened struct {
 // NewBuiltin returns a built-in researcher.
 func NewBuiltin(cfg BuiltinConfig) *Builtin {
 	if cfg.Screens <= 0 {
-		cfg.Screens = 24
+		cfg.Screens = 22
 	}
 	if cfg.Mutations < 0 {
 		cfg.Mutations = 0
@@ -103,7 +103,7 @@ func NewBuiltin(cfg BuiltinConfig) *Builtin {
 	// At least two thirds of the screens go to the method space itself.
 	cfg.Mutations = min(cfg.Mutations, cfg.Screens/3)
 	if cfg.Confirm <= 0 {
-		cfg.Confirm = 2
+		cfg.Confirm = 3
 	}
 	b := &Builtin{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6275696c74696e)), seen: map[string]bool{}, posted: map[string]bool{},
 		confirmSeeds: []string{"42", "43", "44", "45", "46"}}
@@ -394,7 +394,15 @@ func (b *Builtin) ranked() []screened {
 	if len(out) == 0 && b.vanilla != nil {
 		out = append(out, *b.vanilla)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].pgr > out[j].pgr })
+	// Released figures are coarse (a one-seed screen moves in steps of the
+	// scorer's rounding), so ties are common: among equals the simpler
+	// configuration goes first, then the one screened earlier.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].pgr != out[j].pgr {
+			return out[i].pgr > out[j].pgr
+		}
+		return out[i].c.complexity() < out[j].c.complexity()
+	})
 	return out
 }
 

@@ -31,6 +31,21 @@ func (c cand) key() string {
 	return strings.Join([]string{c.Method, c.Loss, c.Prep, strings.Join(fl, ",")}, "|")
 }
 
+// complexity counts what a candidate changes from plain training.
+func (c cand) complexity() int {
+	n := len(c.Flags)
+	if c.Method != "" && c.Method != "vanilla_w2s_soft" {
+		n++
+	}
+	if c.Loss != "" {
+		n++
+	}
+	if c.Prep != "" {
+		n++
+	}
+	return n
+}
+
 // describe is a short human name.
 func (c cand) describe() string {
 	var parts []string
