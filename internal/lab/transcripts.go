@@ -355,7 +355,7 @@ func (l *Lab) Transcript(ctx context.Context, id *Identity, q TranscriptQuery) (
 	}
 
 	page.Events = make([]TranscriptEntry, 0, len(seqs))
-	err = l.ledger.Scan(ctx, seqs[0], func(e store.Event) error {
+	err = l.ledger.ScanRange(ctx, seqs[0], seqs[len(seqs)-1], func(e store.Event) error {
 		i := len(page.Events)
 		switch {
 		case e.Seq < seqs[i]:

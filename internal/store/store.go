@@ -62,6 +62,8 @@ type Ledger interface {
 	Head(ctx context.Context) (Event, error)
 	// Scan calls fn for every event with Seq ≥ from, in Seq order.
 	Scan(ctx context.Context, from int64, fn func(Event) error) error
+	// ScanRange calls fn for every event with from ≤ Seq ≤ to, in Seq order.
+	ScanRange(ctx context.Context, from, to int64, fn func(Event) error) error
 	// AddCheckpoint stores a signed checkpoint; Checkpoints lists them by Seq.
 	AddCheckpoint(ctx context.Context, c Checkpoint) error
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)

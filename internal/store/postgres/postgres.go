@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -129,7 +130,13 @@ func (db *DB) Head(ctx context.Context) (store.Event, error) {
 
 // Scan implements store.Ledger.
 func (db *DB) Scan(ctx context.Context, from int64, fn func(store.Event) error) error {
-	rows, err := db.pool.Query(ctx, `SELECT `+columns+` FROM ledger WHERE seq >= $1 ORDER BY seq`, from)
+	return db.ScanRange(ctx, from, math.MaxInt64, fn)
+}
+
+// ScanRange implements store.Ledger: the query itself is bounded, so
+// stopping early never reads (or, with pgx, drains) the rest of the ledger.
+func (db *DB) ScanRange(ctx context.Context, from, to int64, fn func(store.Event) error) error {
+	rows, err := db.pool.Query(ctx, `SELECT `+columns+` FROM ledger WHERE seq >= $1 AND seq <= $2 ORDER BY seq`, from, to)
 	if err != nil {
 		return fmt.Errorf("ledger scan: %w", err)
 	}

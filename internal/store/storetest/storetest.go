@@ -103,6 +103,13 @@ func testAppend(t *testing.T, h Harness) {
 	if len(scanned) != 4 || scanned[0].Seq != 2 || !scanned[3].At.Equal(all[4].At) || scanned[3].Kind != "flag" || string(scanned[3].Body) != `{"reason":"diff"}` {
 		t.Fatalf("scan from 2: %+v", scanned)
 	}
+	scanned = nil
+	if err := l.ScanRange(ctx, 2, 3, func(e store.Event) error { scanned = append(scanned, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(scanned) != 2 || scanned[0].Seq != 2 || scanned[1].Seq != 3 {
+		t.Fatalf("scan 2..3: %+v", scanned)
+	}
 	r, err := store.Verify(ctx, l, nil, nil)
 	if err != nil || !r.OK || r.Entries != 5 || r.Head != fmt.Sprintf("%x", all[4].Hash) {
 		t.Fatalf("verify: %+v %v", r, err)
