@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,6 +39,8 @@ type researcherOpts struct {
 	consultThinking                            int
 	seed                                       uint64
 	screens                                    int
+	sharing, workflow, deadline, sandboxPrefix string
+	latency                                    time.Duration
 }
 
 func newResearcherCmd(g *globals) *cobra.Command {
@@ -97,7 +102,12 @@ scripted (replays --script FILE, one model turn per line).`,
 	f.IntVar(&o.thinking, "thinking", 0, "extended thinking budget per call (tokens; anthropic)")
 	f.IntVar(&o.contextTokens, "context-tokens", 0, "the model's context window (default 200000); a fresh session starts at 80%")
 	f.Uint64Var(&o.seed, "seed", 1, "builtin: the search's seed")
-	f.IntVar(&o.screens, "screens", 0, "builtin: most one-seed screening submissions (default 16)")
+	f.IntVar(&o.screens, "screens", 0, "builtin: most one-seed screening submissions (default 22)")
+	f.StringVar(&o.sharing, "sharing", "sync", "what the researcher can read of others: sync (forum copy at /shared, search, leaderboard), search (search only), none")
+	f.StringVar(&o.workflow, "workflow", "none", "none, or suggested (the prompt prescribes a workflow)")
+	f.StringVar(&o.deadline, "deadline", "", "stop by this time (RFC 3339), e.g. a campaign's end")
+	f.StringVar(&o.sandboxPrefix, "sandbox-prefix", "", "prefix of the sandbox's id (aar run uses the campaign's)")
+	f.DurationVar(&o.latency, "latency", 0, "scripted: wait this long per model turn (simulates a model's latency)")
 	return c
 }
 
@@ -173,7 +183,23 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	}
 	sfx := make([]byte, 4)
 	_, _ = rand.Read(sfx)
-	id := fmt.Sprintf("%s-%s", sanitizeID(name), hex.EncodeToString(sfx))
+	id := fmt.Sprintf("%s-%s", clip(sanitizeID(name), 30), hex.EncodeToString(sfx))
+	if o.sandboxPrefix != "" {
+		id = clip(sanitizeID(o.sandboxPrefix), 24) + "-" + id
+	}
+	if o.deadline != "" {
+		dl, err := time.Parse(time.RFC3339, o.deadline)
+		if err != nil {
+			return usagef("--deadline %q: give an RFC 3339 time, e.g. 2026-11-29T18:00:00Z", o.deadline)
+		}
+		left := time.Until(dl)
+		if left <= 0 {
+			return fmt.Errorf("--deadline %s has passed", o.deadline)
+		}
+		if o.wall <= 0 || left < o.wall {
+			o.wall = left
+		}
+	}
 	shared, err := os.MkdirTemp("", "aar-forum-")
 	if err != nil {
 		return err
@@ -205,11 +231,43 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	if err != nil {
 		return invalidf("%v", err)
 	}
+	// A worker resumed after a crash carries on with what it had spent.
+	spent, err := cl.Spend(ctx)
+	if err != nil {
+		return fmt.Errorf("lab %s: %w", o.lab, err)
+	}
+	var controlSince int64
+	control := func(ctx context.Context) (agent.Control, error) {
+		var st struct {
+			State string `json:"state"`
+			Notes []struct {
+				Text string `json:"text"`
+			} `json:"notes"`
+			Next int64 `json:"next"`
+		}
+		if _, err := cl.Do(ctx, "GET", fmt.Sprintf("/v1/control?since=%d", controlSince), nil, &st, nil); err != nil {
+			var le *labclient.Error
+			if errors.As(err, &le) && le.Status == 404 {
+				return agent.Control{State: "running"}, nil // a lab without operator control
+			}
+			return agent.Control{}, err
+		}
+		controlSince = max(controlSince, st.Next)
+		c := agent.Control{State: st.State}
+		for _, n := range st.Notes {
+			c.Notes = append(c.Notes, n.Text)
+		}
+		return c, nil
+	}
 	cfg := agent.Config{Researcher: name, Testbed: m.Name, Direction: o.direction, Backend: backend, Model: model, Consult: consult,
 		Prices: prices, Lab: cl, Sandbox: sb, Prompt: prompt, MaxTokens: o.maxTokens, ThinkingBudget: o.thinking, ContextTokens: o.contextTokens,
 		Budget:  agent.Budget{USD: o.budgetUSD, Tokens: o.budgetTokens, Wall: o.wall, CPU: o.cpu, ToolCalls: o.toolCalls, ModelCalls: o.modelCalls},
-		Secrets: secrets, Log: g.stderr,
-		Refresh: func(ctx context.Context) error { _, _, err := syncForum(ctx, cl, shared); return err }}
+		Secrets: secrets, Log: g.stderr, Control: control, Sharing: o.sharing, Workflow: o.workflow,
+		Carry: &agent.Carry{Usage: llm.Usage{InputTokens: spent.InputTokens, OutputTokens: spent.OutputTokens, CacheReadTokens: spent.CacheReadTokens, CacheWriteTokens: spent.CacheWriteTokens},
+			USD: spent.CostUSD, CPU: time.Duration(spent.CPUSeconds * float64(time.Second)), ModelCalls: int(spent.ModelCalls), ToolCalls: int(spent.ToolCalls)}}
+	if o.sharing == agent.SharingSync || o.sharing == "" {
+		cfg.Refresh = func(ctx context.Context) error { _, _, err := syncForum(ctx, cl, shared); return err }
+	}
 	if o.backend == "builtin" {
 		cfg.Nudges = -1
 	}
@@ -218,6 +276,31 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		return err
 	}
 	fmt.Fprintf(g.stderr, "researcher %s: backend %s, model %s, sandbox %s, budget %s\n", name, backend.Name(), model, id, budgetLine(cfg.Budget))
+	if spent.ModelCalls > 0 {
+		fmt.Fprintf(g.stderr, "researcher %s: resuming: carrying $%.4f, %d model calls, %d tool calls, %.0f s sandbox CPU from the earlier run\n",
+			name, spent.CostUSD, spent.ModelCalls, spent.ToolCalls, spent.CPUSeconds)
+	}
+	// SIGINT or SIGTERM: finish the call in flight, record it, stop; a
+	// second signal cancels the call.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			fmt.Fprintf(g.stderr, "researcher %s: stopping after the current step (signal again to cancel it)\n", name)
+			r.Stop()
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	sum, err := r.Run(ctx)
 	if err != nil {
 		return err
@@ -306,6 +389,9 @@ func researcherBackend(o *researcherOpts, secrets *[]string) (llm.Backend, strin
 		if model == "" {
 			model = "scripted"
 		}
+		if o.latency > 0 {
+			return &delayed{Backend: s, d: o.latency}, model, nil, nil
+		}
 		return s, model, nil, nil
 	case "anthropic":
 		key := os.Getenv("ANTHROPIC_API_KEY")
@@ -348,10 +434,36 @@ func researcherBackend(o *researcherOpts, secrets *[]string) (llm.Backend, strin
 	}
 }
 
+// delayed waits before each call of its backend (a simulated model's
+// latency, for scale tests).
+type delayed struct {
+	llm.Backend
+	d time.Duration
+}
+
+func (d *delayed) Complete(ctx context.Context, req llm.Request) (*llm.Response, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(d.d):
+	}
+	return d.Backend.Complete(ctx, req)
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// sanitizeID makes s usable in a sandbox id (lower-case letters, digits,
+// '-' and '_').
 func sanitizeID(s string) string {
+	s = strings.ToLower(s)
 	var b strings.Builder
 	for _, r := range s {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
 			b.WriteRune(r)
 		} else {
 			b.WriteByte('_')

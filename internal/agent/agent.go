@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -69,9 +70,34 @@ type Config struct {
 	// copy the sandbox sees at /shared.
 	Refresh      func(ctx context.Context) error
 	RefreshEvery time.Duration
+	// Control, when set, is asked before each step for the operator's
+	// state for this researcher and new notes; Carry seeds the meter with an
+	// earlier run's spend (a resumed worker).
+	Control func(ctx context.Context) (Control, error)
+	Carry   *Carry
+	// Sharing is SharingSync (default), SharingSearch or SharingNone;
+	// Workflow "suggested" adds the prescribed workflow to the prompt.
+	Sharing  string
+	Workflow string
 	// Log gets one line per step (nil: discarded).
 	Log io.Writer
 	Now func() time.Time
+}
+
+// Control is what the operator says: State "running", "paused" or
+// "stopped", and notes to show the researcher.
+type Control struct {
+	State string
+	Notes []string
+}
+
+// Carry is spend carried over from an earlier run of the researcher.
+type Carry struct {
+	Usage      llm.Usage
+	USD        float64
+	CPU        time.Duration
+	ModelCalls int
+	ToolCalls  int
 }
 
 // ConsultConfig is the consult tool's model setting.
@@ -116,7 +142,13 @@ type Researcher struct {
 	lastPos      int64
 	refreshed    time.Time
 	final        string
+	stopping     atomic.Bool
+	notes        []string
 }
+
+// Stop asks the researcher to stop at the next step boundary: the call in
+// flight finishes and is recorded.
+func (r *Researcher) Stop() { r.stopping.Store(true) }
 
 // New prepares a researcher: checks the config, reads the public manifest
 // from the sandbox and renders the system prompt.
@@ -170,8 +202,24 @@ func New(ctx context.Context, cfg Config) (*Researcher, error) {
 	if r.log == nil {
 		r.log = io.Discard
 	}
+	switch cfg.Sharing {
+	case "":
+		cfg.Sharing = SharingSync
+	case SharingSync, SharingSearch, SharingNone:
+	default:
+		return nil, fmt.Errorf("agent: sharing %q: use sync, search or none", cfg.Sharing)
+	}
+	switch cfg.Workflow {
+	case "", "none", "suggested":
+	default:
+		return nil, fmt.Errorf("agent: workflow %q: use none or suggested", cfg.Workflow)
+	}
+	r.cfg = cfg
 	r.meter = NewMeter(cfg.Budget, cfg.Now)
-	r.tools = NewToolbox(cfg.Consult != nil)
+	if c := cfg.Carry; c != nil {
+		r.meter.Carry(c.Usage, c.USD, c.CPU, c.ModelCalls, c.ToolCalls)
+	}
+	r.tools = newToolbox(cfg.Consult != nil, cfg.Sharing)
 	r.env = &Env{Sandbox: cfg.Sandbox, Lab: cfg.Lab, Researcher: cfg.Researcher, Testbed: cfg.Testbed, Meter: r.meter,
 		Position: func() int64 { return r.lastPos }}
 	if cfg.Consult != nil {
@@ -202,7 +250,8 @@ func New(ctx context.Context, cfg Config) (*Researcher, error) {
 		tools = append(tools, d.Name+": "+firstSentence(d.Description))
 	}
 	r.system, err = RenderPrompt(tmpl, PromptData{Researcher: cfg.Researcher, Testbed: tb, HasFeatures: feat != nil && feat.ExitCode == 0,
-		Methods: methodNames(), Direction: cfg.Direction, Budget: describeBudget(cfg.Budget), Tools: tools})
+		Methods: methodNames(), Direction: cfg.Direction, Budget: describeBudget(cfg.Budget), Tools: tools,
+		Workflow: cfg.Workflow == "suggested", Sharing: cfg.Sharing})
 	if err != nil {
 		return nil, err
 	}
@@ -264,6 +313,14 @@ func (r *Researcher) Run(ctx context.Context) (sum *Summary, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return &Summary{Reason: "stopped: " + err.Error()}, nil
+		}
+		if r.stopping.Load() {
+			return &Summary{Reason: "stopped by the operator"}, nil
+		}
+		if why, err := r.control(ctx); err != nil {
+			return nil, err
+		} else if why != "" {
+			return &Summary{Reason: why}, nil
 		}
 		for _, stop := range []func(*Meter) string{outOfTime, outOfCPU, outOfToolCalls} {
 			if why := stop(r.meter); why != "" {
@@ -470,6 +527,72 @@ func (r *Researcher) capParts(ps []llm.Part) []llm.Part {
 	return out
 }
 
+// control asks the operator's state: paused waits (spending nothing) until
+// resumed or stopped; notes are shown to the model with the next results.
+func (r *Researcher) control(ctx context.Context) (string, error) {
+	if r.cfg.Control == nil {
+		return "", nil
+	}
+	paused := false
+	for {
+		c, err := r.cfg.Control(ctx)
+		if err != nil {
+			return "", fmt.Errorf("control: %w", err)
+		}
+		for _, n := range c.Notes {
+			r.logf("operator note: %s", oneLine(n, 160))
+			r.rec.add("operator_note", map[string]any{"text": n}, nil, 0, 0)
+			r.notes = append(r.notes, n)
+		}
+		switch c.State {
+		case "stopped":
+			return "stopped by the operator", nil
+		case "paused":
+			if !paused {
+				paused = true
+				r.logf("paused by the operator")
+				r.rec.add("paused", map[string]any{}, nil, 0, 0)
+				if err := r.rec.flush(ctx); err != nil {
+					return "", err
+				}
+			}
+			if r.stopping.Load() {
+				return "stopped by the operator", nil
+			}
+			select {
+			case <-ctx.Done():
+				return "stopped: " + ctx.Err().Error(), nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if paused {
+			r.logf("resumed by the operator")
+			r.rec.add("resumed", map[string]any{}, nil, 0, 0)
+		}
+		if len(r.notes) > 0 {
+			var b strings.Builder
+			for _, n := range r.notes {
+				fmt.Fprintf(&b, "Note from the lab's operator: %s\n", n)
+			}
+			r.notes = nil
+			r.addUser(llm.Text(b.String()))
+			r.mergeTrailingUser()
+		}
+		return "", nil
+	}
+}
+
+// mergeTrailingUser joins two user messages at the end of the history (a
+// note after tool results), since providers want turns to alternate.
+func (r *Researcher) mergeTrailingUser() {
+	n := len(r.msgs)
+	if n >= 2 && r.msgs[n-1].Role == llm.RoleUser && r.msgs[n-2].Role == llm.RoleUser {
+		r.msgs[n-2].Parts = append(r.msgs[n-2].Parts, r.msgs[n-1].Parts...)
+		r.msgs = r.msgs[:n-1]
+	}
+}
+
 func (r *Researcher) refresh(ctx context.Context, force bool) error {
 	if r.cfg.Refresh == nil {
 		return nil
@@ -502,9 +625,11 @@ func (r *Researcher) startSession(ctx context.Context, why string) error {
 	if err != nil {
 		return fmt.Errorf("notebook: %w", err)
 	}
-	digest, err := r.digest(ctx)
-	if err != nil {
-		return fmt.Errorf("forum: %w", err)
+	digest := ""
+	if r.cfg.Sharing != SharingNone {
+		if digest, err = r.digest(ctx); err != nil {
+			return fmt.Errorf("forum: %w", err)
+		}
 	}
 	var b strings.Builder
 	if r.session == 1 {
@@ -519,7 +644,14 @@ func (r *Researcher) startSession(ctx context.Context, why string) error {
 	if digest != "" {
 		fmt.Fprintf(&b, "\n# New findings on the forum\n%s\n", digest)
 	}
-	r.rec.add("session", map[string]any{"session": r.session, "reason": why}, nil, 0, 0)
+	ev := map[string]any{"session": r.session, "reason": why}
+	if r.session == 1 {
+		// The prompt the researcher works under, for the record (tools are
+		// the same for every researcher; the direction is in here).
+		ev["system"] = capText(r.system, 32<<10)
+		ev["direction"] = r.cfg.Direction
+	}
+	r.rec.add("session", ev, nil, 0, 0)
 	r.addUser(llm.Text(r.scrub(b.String())))
 	r.logf("session %d starts%s", r.session, map[bool]string{true: "", false: " (" + why + ")"}[why == ""])
 	return nil

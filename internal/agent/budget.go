@@ -41,6 +41,18 @@ func NewMeter(b Budget, now func() time.Time) *Meter {
 	return &Meter{budget: b, start: now(), now: now}
 }
 
+// Carry adds what an earlier run of the same researcher spent (a worker
+// resumed after a crash continues its budget rather than starting anew).
+func (m *Meter) Carry(u llm.Usage, usd float64, cpu time.Duration, modelCalls, toolCalls int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.usage = m.usage.Add(u)
+	m.usd += usd
+	m.cpu += cpu
+	m.modelCalls += modelCalls
+	m.toolCalls += toolCalls
+}
+
 // AddCall records one model call.
 func (m *Meter) AddCall(u llm.Usage, usd float64) {
 	m.mu.Lock()

@@ -37,6 +37,10 @@ type PromptData struct {
 	Direction   string
 	Budget      string
 	Tools       []string
+	// Workflow adds the suggested workflow; Sharing is the sharing
+	// condition (sync, search, none).
+	Workflow bool
+	Sharing  string
 }
 
 // ParsePrompt parses a system prompt template, naming what is wrong.

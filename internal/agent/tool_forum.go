@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -51,11 +53,15 @@ func shareFindingTool() Tool {
 				}
 				f.Snapshot, _ = meta["id"].(string)
 			}
-			if pos := env.position(); pos > 0 {
-				f.Body = strings.TrimRight(f.Body, "\n") + fmt.Sprintf("\n\n_transcript position %d_", pos)
-			}
-			raw, err := env.Lab.PostFinding(ctx, f)
+			// The same finding posted again (a worker resumed after a crash
+			// replays its steps) is the same finding: the key is its content.
+			key, err := json.Marshal(f)
 			if err != nil {
+				return Output{}, err
+			}
+			sum := sha256.Sum256(append([]byte(env.Researcher+"\x00"), key...))
+			var raw json.RawMessage
+			if _, err := env.Lab.Do(ctx, "POST", "/v1/findings", f, &raw, map[string]string{"Idempotency-Key": "finding-" + hex.EncodeToString(sum[:16])}); err != nil {
 				return Output{}, err
 			}
 			var got forum.Finding

@@ -91,13 +91,25 @@ type Toolbox struct {
 
 // NewToolbox returns the standard tools; consult is included only when
 // withConsult.
-func NewToolbox(withConsult bool) *Toolbox {
+func NewToolbox(withConsult bool) *Toolbox { return newToolbox(withConsult, SharingSync) }
+
+// Sharing conditions (the study compared ways of sharing findings).
+const (
+	SharingSync   = "sync"   // forum copy at /shared, search, leaderboard, digests
+	SharingSearch = "search" // no /shared copy: findings only through search_findings
+	SharingNone   = "none"   // researchers post but cannot read each other
+)
+
+func newToolbox(withConsult bool, sharing string) *Toolbox {
 	tb := &Toolbox{byName: map[string]Tool{}}
 	for _, t := range []Tool{
 		bashTool(), readFileTool(), writeFileTool(), editFileTool(), listFilesTool(),
 		submitTool(), shareFindingTool(), searchFindingsTool(), leaderboardTool(),
 		pushSnapshotTool(), pullSnapshotTool(), notebookTool(), budgetTool(),
 	} {
+		if sharing == SharingNone && (t.Def().Name == "search_findings" || t.Def().Name == "get_leaderboard") {
+			continue
+		}
 		tb.add(t)
 	}
 	if withConsult {

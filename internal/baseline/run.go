@@ -199,3 +199,6 @@ func CompareToVanilla(results []*Result, split string, resamples int) error {
 	}
 	return nil
 }
+
+// Predictions are the result's per-seed test predictions.
+func (r *Result) Predictions() []score.Predictions { return r.preds }

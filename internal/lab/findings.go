@@ -1,13 +1,17 @@
 package lab
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aar-lab/aar/internal/forum"
@@ -52,33 +56,160 @@ func (l *Lab) forumStore() (forum.Store, error) {
 // lab records the submission's released figures in the metrics and refuses
 // a claimed PGR that disagrees with them.
 func (l *Lab) PostFinding(ctx context.Context, id *Identity, f forum.Finding) (*forum.Finding, error) {
+	stored, _, err := l.PostFindingIdem(ctx, id, f, "")
+	return stored, err
+}
+
+// MaxFindingKey bounds a finding's Idempotency-Key.
+const MaxFindingKey = 128
+
+// findingIdem is what an idempotency key of a finding made: the finding,
+// its ledger seq and the SHA-256 of the request it answered.
+type findingIdem struct {
+	ID      string
+	Seq     int64
+	Request string
+}
+
+// findingEvent is the ledger body of a posted finding: the finding, and
+// the idempotency key with the request's hash when one was given.
+type findingEvent struct {
+	forum.Finding
+	IdemKey string `json:"idempotency_key,omitempty"`
+	Request string `json:"request_sha256,omitempty"`
+}
+
+func findingIdemKey(campaign, author, key string) string {
+	return campaign + "\x00" + author + "\x00" + key
+}
+
+// findingRequestHash identifies a finding request's content: what the
+// researcher sent, without the fields the lab fills.
+func findingRequestHash(f forum.Finding) string {
+	f.ID, f.Seq, f.Campaign, f.Author, f.At, f.Score, f.Comments = "", 0, "", "", time.Time{}, 0, 0
+	for _, raw := range []*json.RawMessage{&f.Metrics, &f.Config} {
+		var buf bytes.Buffer
+		if json.Compact(&buf, *raw) == nil {
+			*raw = buf.Bytes()
+		}
+	}
+	b, _ := json.Marshal(f)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// applyFindingLocked indexes a finding's idempotency key (live or
+// replayed).
+func (l *Lab) applyFindingLocked(e store.Event) {
+	var b struct {
+		ID      string `json:"id"`
+		Author  string `json:"author"`
+		IdemKey string `json:"idempotency_key"`
+		Request string `json:"request_sha256"`
+	}
+	if json.Unmarshal(e.Body, &b) != nil || b.IdemKey == "" {
+		return
+	}
+	k := findingIdemKey(e.Campaign, b.Author, b.IdemKey)
+	if _, ok := l.findingIdem[k]; !ok {
+		l.findingIdem[k] = findingIdem{ID: b.ID, Seq: e.Seq, Request: b.Request}
+	}
+}
+
+// PostFindingIdem is PostFinding with an idempotency key (may be empty):
+// the same researcher posting the same request with the same key gets the
+// stored finding back (replayed true) and nothing new is stored; the same
+// key with a different request is refused (409 idempotency_conflict).
+func (l *Lab) PostFindingIdem(ctx context.Context, id *Identity, f forum.Finding, key string) (*forum.Finding, bool, error) {
 	if id.Role != RoleResearcher {
-		return nil, publicErr(403, "forbidden", "findings are posted with researcher tokens")
+		return nil, false, publicErr(403, "forbidden", "findings are posted with researcher tokens")
 	}
 	fs, err := l.forumStore()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if f.Campaign != "" && f.Campaign != id.Campaign {
-		return nil, publicErr(403, "wrong_campaign", "a researcher posts only to the campaign of their token")
+		return nil, false, publicErr(403, "wrong_campaign", "a researcher posts only to the campaign of their token")
+	}
+	if key != "" && !validLabel(key, MaxFindingKey) {
+		return nil, false, publicErr(400, "invalid_request", fmt.Sprintf("Idempotency-Key: give 1-%d printable characters", MaxFindingKey))
+	}
+	reqHash := ""
+	if key != "" {
+		reqHash = findingRequestHash(f)
+		if prev, ok, err := l.findingReplay(ctx, id, key, reqHash); ok || err != nil {
+			return prev, ok, err
+		}
 	}
 	f.Campaign, f.Author = id.Campaign, id.Researcher
 	if err := l.checkFinding(id, &f); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	f.ID = "fnd_" + strings.TrimPrefix(newToken(), "aar_")[:16]
 	f.At = l.cfg.Now().UTC()
 	l.mu.Lock()
-	_, err = l.append(ctx, store.Input{Kind: evFinding, Actor: id.Researcher, Campaign: id.Campaign, Body: f})
+	if key != "" {
+		if _, ok := l.findingIdem[findingIdemKey(id.Campaign, id.Researcher, key)]; ok {
+			// A concurrent request with the key got there first.
+			l.mu.Unlock()
+			return l.findingReplay(ctx, id, key, reqHash)
+		}
+	}
+	evs, err := l.append(ctx, store.Input{Kind: evFinding, Actor: id.Researcher, Campaign: id.Campaign,
+		Body: findingEvent{Finding: f, IdemKey: key, Request: reqHash}})
+	if err == nil {
+		l.applyLocked(evs[0])
+	}
 	l.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	stored, err := fs.Add(ctx, f)
-	if err != nil {
-		return nil, err
+	if errors.Is(err, forum.ErrDuplicate) && key != "" {
+		// A concurrent retry with the key stored it from the ledger first.
+		stored, _, err = fs.Get(ctx, f.Campaign, f.ID)
 	}
-	return &stored, nil
+	if err != nil {
+		return nil, false, err
+	}
+	return &stored, false, nil
+}
+
+// findingReplay answers a finding request whose key was used before: the
+// stored finding (true), or 409 when the request differs; false when the
+// key is new. A finding the ledger has but the forum store lacks (the
+// first request failed between the two writes) is stored now.
+func (l *Lab) findingReplay(ctx context.Context, id *Identity, key, reqHash string) (*forum.Finding, bool, error) {
+	l.mu.Lock()
+	prev, ok := l.findingIdem[findingIdemKey(id.Campaign, id.Researcher, key)]
+	l.mu.Unlock()
+	if !ok {
+		return nil, false, nil
+	}
+	if prev.Request != reqHash {
+		return nil, false, publicErr(409, "idempotency_conflict", "this Idempotency-Key was used for a different finding: use a new key for new content")
+	}
+	fs, err := l.forumStore()
+	if err != nil {
+		return nil, false, err
+	}
+	stored, _, err := fs.Get(ctx, id.Campaign, prev.ID)
+	if errors.Is(err, forum.ErrNotFound) {
+		var ev findingEvent
+		err = l.ledger.ScanRange(ctx, prev.Seq, prev.Seq, func(e store.Event) error {
+			return json.Unmarshal(e.Body, &ev)
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("finding %s at ledger seq %d: %w", prev.ID, prev.Seq, err)
+		}
+		if stored, err = fs.Add(ctx, ev.Finding); errors.Is(err, forum.ErrDuplicate) {
+			stored, _, err = fs.Get(ctx, id.Campaign, prev.ID)
+		}
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return &stored, true, nil
 }
 
 func (l *Lab) checkFinding(id *Identity, f *forum.Finding) error {

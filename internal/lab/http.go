@@ -39,6 +39,18 @@ type raw struct {
 	closer      io.Closer
 }
 
+// stream is a response body written as it is produced (an NDJSON export);
+// an error after the first byte can only be logged.
+type stream struct {
+	contentType string
+	write       func(w io.Writer) error
+}
+
+// existing answers a POST that created nothing: a retry (same
+// Idempotency-Key) or a repeat (the same snapshot) gets 200 with the
+// earlier result instead of 201.
+type existing struct{ v any }
+
 // Routes is the lab's API, sorted by path then method.
 func (l *Lab) Routes() []Route {
 	rs := []Route{
@@ -56,7 +68,14 @@ func (l *Lab) Routes() []Route {
 		{"GET", "/v1/leaderboard", RoleResearcher, "best released PGR per researcher (admins: ?campaign=ID, with holdout, sealed and flags)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			return l.Leaderboard(r.Context(), id, r.URL.Query().Get("campaign"))
 		}, ""},
-		{"POST", "/v1/campaigns", RoleAdmin, "create a campaign {id, testbed, policy, quota}", l.handleCampaign, ""},
+		{"POST", "/v1/campaigns", RoleAdmin, "create a campaign {id, testbed, policy, quota, spec}", l.handleCampaign, ""},
+		{"GET", "/v1/campaigns", RoleAdmin, "every campaign with its researchers' state, submissions, best released PGR and spend, oldest first", l.handleCampaigns, ""},
+		{"GET", "/v1/campaigns/{id}", RoleAdmin, "one campaign with its spec, stop state and researchers", l.handleCampaignInfo, ""},
+		{"POST", "/v1/campaigns/{id}/control", RoleAdmin, "pause, resume or stop a researcher (stop without one: the campaign), add a researcher {config}, or leave a note {action, researcher, text, config}", l.handleControl, ""},
+		{"GET", "/v1/campaigns/{id}/control", RoleAdmin, "the campaign's control events after a cursor (?since=SEQ; 1000 a page)", l.handleControlEvents, ""},
+		{"GET", "/v1/campaigns/{id}/submissions", RoleAdmin, "every accepted submission with its full report's cells (no predictions), in ledger order", l.handleCampaignSubmissions, ""},
+		{"GET", "/v1/campaigns/{id}/events", RoleAdmin, "the campaign's ledger events as NDJSON (?since=SEQ&limit=N)", l.handleExportEvents, ""},
+		{"GET", "/v1/control", RoleResearcher, "your control state and operator notes after a cursor (?since=SEQ)", l.handleMyControl, ""},
 		{"POST", "/v1/tokens", RoleAdmin, "create a researcher token {researcher, campaign}", l.handleToken, ""},
 		{"DELETE", "/v1/tokens/{hash}", RoleAdmin, "revoke a token (by its SHA-256 or itself)", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return map[string]bool{"revoked": true}, l.RevokeToken(r.Context(), r.PathValue("hash"))
@@ -65,12 +84,16 @@ func (l *Lab) Routes() []Route {
 		{"GET", "/v1/ledger/head", RoleAdmin, "the ledger head", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return map[string]string{"head": l.Head(r.Context())}, nil
 		}, ""},
-		{"POST", "/v1/findings", RoleResearcher, "post a finding (result, hypothesis, insight, error)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+		{"POST", "/v1/findings", RoleResearcher, "post a finding (result, hypothesis, insight, error); Idempotency-Key makes retries safe", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			var f forum.Finding
 			if err := decode(r, &f); err != nil {
 				return nil, err
 			}
-			return l.PostFinding(r.Context(), id, f)
+			stored, replayed, err := l.PostFindingIdem(r.Context(), id, f, r.Header.Get("Idempotency-Key"))
+			if replayed {
+				return existing{stored}, err
+			}
+			return stored, err
 		}, ""},
 		{"GET", "/v1/findings", RoleResearcher, "the campaign's findings after a cursor (?since=SEQ&limit=N; admins: &campaign=ID)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			q := r.URL.Query()
@@ -113,8 +136,12 @@ func (l *Lab) Routes() []Route {
 			}
 			return map[string]any{"finding": r.PathValue("id"), "vote": req.Value}, nil
 		}, ""},
-		{"POST", "/v1/snapshots", RoleResearcher, "push a workspace snapshot (body: tar.gz; ?parent=ID)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
-			return l.PushSnapshot(r.Context(), id, r.Body, r.URL.Query().Get("parent"))
+		{"POST", "/v1/snapshots", RoleResearcher, "push a workspace snapshot (body: tar.gz; ?parent=ID); the same tree and parent again answers the existing snapshot with 200", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
+			m, dup, err := l.pushSnapshot(r.Context(), id, r.Body, r.URL.Query().Get("parent"))
+			if dup {
+				return existing{m}, err
+			}
+			return m, err
 		}, "application/gzip"},
 		{"GET", "/v1/snapshots/{id}", RoleResearcher, "a snapshot's metadata (your campaign's)", func(w http.ResponseWriter, r *http.Request, id *Identity) (any, error) {
 			return l.snapshotFor(id, r.PathValue("id"))
@@ -196,6 +223,17 @@ func (l *Lab) wrap(rt Route) http.HandlerFunc {
 			l.writeError(w, r, err)
 			return
 		}
+		if st, ok := v.(stream); ok {
+			w.Header().Set("Content-Type", st.contentType)
+			if h := l.Head(r.Context()); h != "" {
+				w.Header().Set("X-Aar-Ledger-Head", h)
+			}
+			w.WriteHeader(http.StatusOK)
+			if err := st.write(w); err != nil {
+				l.log.Error("streamed response cut short", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			return
+		}
 		if rw, ok := v.(raw); ok {
 			if rw.closer != nil {
 				defer rw.closer.Close()
@@ -209,11 +247,14 @@ func (l *Lab) wrap(rt Route) http.HandlerFunc {
 		}
 		status := http.StatusOK
 		if rt.Method == http.MethodPost && (rt.Path == "/v1/submissions" || rt.Path == "/v1/campaigns" || rt.Path == "/v1/tokens" || rt.Path == "/v1/snapshots" || rt.Path == "/v1/findings" ||
-			rt.Path == "/v1/transcripts" || rt.Path == "/v1/notebook" || strings.HasSuffix(rt.Path, "/comments")) {
+			rt.Path == "/v1/transcripts" || rt.Path == "/v1/notebook" || strings.HasSuffix(rt.Path, "/comments") || strings.HasSuffix(rt.Path, "/control")) {
 			status = http.StatusCreated
 			if sr, ok := v.(*SubmitResponse); ok && sr.Replayed {
 				status = http.StatusOK
 			}
+		}
+		if ex, ok := v.(existing); ok {
+			v, status = ex.v, http.StatusOK
 		}
 		l.writeJSON(w, r, status, v)
 		l.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "took", time.Since(start))

@@ -6,10 +6,10 @@
 // split only).
 //
 // State is event-sourced: every change is a ledger event, and the in-memory
-// indexes (tokens, campaigns, submissions, idempotency keys, ladders,
-// quotas, transcript positions and spend, notebooks) are rebuilt from the
-// ledger at start, so an acknowledged submission survives a crash exactly
-// once.
+// indexes (tokens, campaigns, submissions, idempotency keys of submissions
+// and findings, snapshot trees, ladders, quotas, transcript positions and
+// spend, notebooks, operator control) are rebuilt from the ledger at start,
+// so an acknowledged submission survives a crash exactly once.
 package lab
 
 import (
@@ -89,6 +89,9 @@ type Lab struct {
 	submitLocks map[string]*sync.Mutex      // researcher → lock (idempotency)
 	transcripts map[string]*transcriptLog   // campaign\x00researcher → transcript index
 	notebooks   map[string][]NotebookEntry  // campaign\x00researcher → notebook
+	control     map[string]*campaignControl // campaign → operator control (states, added researchers, notes)
+	findingIdem map[string]findingIdem      // campaign\x00author\x00key → the finding it made
+	snapTrees   map[string]string           // campaign\x00author\x00parent\x00tree → first snapshot id
 	replaying   bool                        // replay counts quotas; live submissions count them before scoring
 }
 
@@ -108,6 +111,14 @@ type Campaign struct {
 	Policy  string    `json:"policy"`
 	Quota   QuotaSpec `json:"quota"`
 	Created time.Time `json:"created"`
+	// Spec is the campaign file as given (a JSON object of at most
+	// MaxSpec bytes, stored compacted); SpecSHA256 is the lab's SHA-256
+	// (hex) of those compacted bytes.
+	Spec       json.RawMessage `json:"spec,omitempty"`
+	SpecSHA256 string          `json:"spec_sha256,omitempty"`
+	// Stopped is derived from a campaign "stop" control event; it is never
+	// part of the campaign's own ledger event.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // QuotaSpec is a campaign's submission quota (0 = unlimited).
@@ -147,6 +158,7 @@ const (
 	evAccepted = "submission.accepted"
 	evRejected = "submission.rejected"
 	evReview   = "review"
+	evControl  = "campaign.control"
 )
 
 // New opens a lab over a ledger: it replays the ledger into memory and, on
@@ -185,6 +197,7 @@ func New(ctx context.Context, cfg Config) (*Lab, string, error) {
 		idem: map[string]string{}, ladders: map[string]*score.Ladder{}, quotas: map[string]*score.Quota{},
 		loaded: map[string]*testbed.Testbed{}, submitLocks: map[string]*sync.Mutex{},
 		transcripts: map[string]*transcriptLog{}, notebooks: map[string][]NotebookEntry{},
+		control: map[string]*campaignControl{}, findingIdem: map[string]findingIdem{}, snapTrees: map[string]string{},
 	}
 	if err := l.replay(ctx); err != nil {
 		return nil, "", err
@@ -415,6 +428,7 @@ func (l *Lab) applyLocked(e store.Event) {
 	case evCampaign:
 		var c Campaign
 		if json.Unmarshal(e.Body, &c) == nil {
+			c.Stopped = false
 			l.campaigns[c.ID] = &c
 		}
 	case evAccepted:
@@ -428,6 +442,9 @@ func (l *Lab) applyLocked(e store.Event) {
 		var m SnapshotMeta
 		if json.Unmarshal(e.Body, &m) == nil {
 			l.snapshots[m.ID] = &m
+			if k := snapTreeKey(&m); l.snapTrees[k] == "" {
+				l.snapTrees[k] = m.ID
+			}
 		}
 	case evReview:
 		var b struct {
@@ -441,6 +458,10 @@ func (l *Lab) applyLocked(e store.Event) {
 		l.applyTranscriptLocked(e)
 	case evNotebook:
 		l.applyNotebookLocked(e)
+	case evControl:
+		l.applyControlLocked(e)
+	case evFinding:
+		l.applyFindingLocked(e)
 	}
 }
 
@@ -513,18 +534,28 @@ func (l *Lab) CreateCampaign(ctx context.Context, c Campaign) (*Campaign, error)
 	if _, err := l.testbeds.Manifest(c.Testbed); err != nil {
 		return nil, publicErr(400, "unknown_testbed", fmt.Sprintf("testbed %q is not installed in this lab", c.Testbed))
 	}
+	spec, sum, err := checkSpec(c.Spec)
+	if err != nil {
+		return nil, err
+	}
+	c.Spec, c.SpecSHA256, c.Stopped = spec, sum, false
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.campaigns[c.ID] != nil {
 		return nil, publicErr(409, "campaign_exists", fmt.Sprintf("campaign %q exists", c.ID))
 	}
 	c.Created = l.cfg.Now().UTC()
-	evs, err := l.append(ctx, store.Input{Kind: evCampaign, Actor: "admin", Campaign: c.ID, Body: c})
+	body, err := marshalRaw(c)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := l.append(ctx, store.Input{Kind: evCampaign, Actor: "admin", Campaign: c.ID, Body: body})
 	if err != nil {
 		return nil, err
 	}
 	l.applyLocked(evs[0])
-	return l.campaigns[c.ID], nil
+	out := *l.campaigns[c.ID]
+	return &out, nil
 }
 
 // CreateToken makes a researcher token for a campaign (admin). The token is
@@ -559,7 +590,7 @@ func (l *Lab) RevokeToken(ctx context.Context, tokOrHash string) error {
 	if l.tokens[h] == nil {
 		return publicErr(404, "unknown_token", "no such token")
 	}
-	evs, err := l.append(ctx, store.Input{Kind: evRevoke, Actor: "admin", Body: map[string]string{"token_sha256": h}})
+	evs, err := l.append(ctx, store.Input{Kind: evRevoke, Actor: "admin", Campaign: l.tokens[h].Campaign, Body: map[string]string{"token_sha256": h}})
 	if err != nil {
 		return err
 	}

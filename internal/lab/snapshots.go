@@ -38,19 +38,32 @@ func (l *Lab) snapshotStore() (*snapshot.Store, error) {
 
 // PushSnapshot stores an uploaded workspace archive as a snapshot of the
 // researcher's campaign, child of parent (which must be a snapshot of the
-// same campaign, or empty).
+// same campaign, or empty). A push of the tree and parent of one of the
+// researcher's snapshots in the campaign returns that snapshot and records
+// nothing.
 func (l *Lab) PushSnapshot(ctx context.Context, id *Identity, r io.Reader, parent string) (*SnapshotMeta, error) {
+	m, _, err := l.pushSnapshot(ctx, id, r, parent)
+	return m, err
+}
+
+// snapTreeKey indexes a snapshot by what makes a push a repeat of it.
+func snapTreeKey(m *SnapshotMeta) string {
+	return m.Campaign + "\x00" + m.Author + "\x00" + m.Parent + "\x00" + m.Tree
+}
+
+// pushSnapshot is PushSnapshot that also says whether the snapshot existed.
+func (l *Lab) pushSnapshot(ctx context.Context, id *Identity, r io.Reader, parent string) (*SnapshotMeta, bool, error) {
 	if id.Role != RoleResearcher {
-		return nil, publicErr(403, "forbidden", "snapshots are pushed with researcher tokens")
+		return nil, false, publicErr(403, "forbidden", "snapshots are pushed with researcher tokens")
 	}
 	if parent != "" {
 		if _, err := l.snapshotFor(id, parent); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	st, err := l.snapshotStore()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tr := &tripReader{r: r}
 	tree, err := st.Put(tr, snapshot.DefaultLimits())
@@ -58,19 +71,23 @@ func (l *Lab) PushSnapshot(ctx context.Context, id *Identity, r io.Reader, paren
 		if tr.tripped != nil {
 			err = tr.tripped
 		}
-		return nil, l.rejectSnapshot(ctx, id, err)
+		return nil, false, l.rejectSnapshot(ctx, id, err)
 	}
 	now := l.cfg.Now().UTC()
 	m := &SnapshotMeta{ID: snapshot.ID(tree.Hash, parent, id.Researcher, now), Tree: tree.Hash, Parent: parent,
 		Author: id.Researcher, Campaign: id.Campaign, Files: len(tree.Files), Bytes: tree.Bytes, At: now}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if prev := l.snapshots[l.snapTrees[snapTreeKey(m)]]; prev != nil {
+		out := *prev
+		return &out, true, nil
+	}
 	evs, err := l.append(ctx, store.Input{Kind: evSnapshot, Actor: id.Researcher, Campaign: id.Campaign, Body: m})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	l.applyLocked(evs[0])
-	return m, nil
+	return m, false, nil
 }
 
 // rejectSnapshot records a refused upload and returns the public error: an

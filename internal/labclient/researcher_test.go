@@ -24,6 +24,19 @@ import (
 // a researcher; it returns the researcher's and the admin's clients.
 func newLab(t *testing.T) (researcher, admin *labclient.Client) {
 	t.Helper()
+	f := startLab(t)
+	return client(t, f.url, f.researcher), client(t, f.url, f.admin)
+}
+
+// labFixture is a running lab: its URL, alice's token in campaign c1, the
+// admin token and the chat testbed's public test row count.
+type labFixture struct {
+	url, researcher, admin string
+	publicRows             int
+}
+
+func startLab(t *testing.T) labFixture {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	tbs, err := testbed.OpenStore(dir)
@@ -32,7 +45,8 @@ func newLab(t *testing.T) (researcher, admin *labclient.Client) {
 	}
 	fixture := "../testbed/testdata/study"
 	seed := uint64(7)
-	if _, err := tbs.Import(filepath.Join(fixture, "labeled_data", "chat"), testbed.ImportOptions{Name: "chat", Cache: filepath.Join(fixture, "cache_results"), SplitSeed: &seed}); err != nil {
+	tb, err := tbs.Import(filepath.Join(fixture, "labeled_data", "chat"), testbed.ImportOptions{Name: "chat", Cache: filepath.Join(fixture, "cache_results"), SplitSeed: &seed})
+	if err != nil {
 		t.Fatal(err)
 	}
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "lab.db"))
@@ -56,15 +70,16 @@ func newLab(t *testing.T) (researcher, admin *labclient.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	researcher, err = labclient.New(srv.URL, tok)
+	return labFixture{url: srv.URL, researcher: tok, admin: adminTok, publicRows: len(tb.PublicTest())}
+}
+
+func client(t *testing.T, url, tok string) *labclient.Client {
+	t.Helper()
+	c, err := labclient.New(url, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err = labclient.New(srv.URL, adminTok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return researcher, admin
+	return c
 }
 
 func TestResearcherCalls(t *testing.T) {
