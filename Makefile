@@ -1,18 +1,24 @@
-# aar — make targets. `make demo` runs the main job; `make test` runs the tests.
+# aar — make targets. `make run` runs the main job; `make test` runs the tests.
 GO        ?= go
 BIN       := bin/aar
 DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox bench-researcher testbeds-check clean
+.PHONY: build run demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox bench-researcher bench-campaign testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
 
-# The main job until `aar run` exists: install the built-in testbeds into
-# the lab's data directory (--data / $$AAR_DATA / ~/.local/share/aar) and run
-# every built-in baseline on each: a table, and PNG/SVG charts in baselines/.
+# The main job: a campaign of three built-in researchers on metamath (offline,
+# no key; installs the testbed on first use), live progress, and a report in
+# DATA/runs/ID/report (DATA: --data / $$AAR_DATA / ~/.local/share/aar).
+RUN_ARGS ?= --testbed metamath --researchers 3
+run: build
+	$(BIN) run $(RUN_ARGS)
+
+# Install the built-in testbeds into the lab's data directory and run every
+# built-in baseline on each: a table, and PNG/SVG charts in baselines/.
 demo: build
 	$(BIN) baseline --all --out baselines
 
@@ -35,6 +41,7 @@ test:
 race:
 	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline ./internal/sandbox/... ./internal/agent ./internal/llm ./internal/labclient
 	$(GO) test -race -count=1 ./cmd/aar -run 'TestLabCLI|TestForumScenario|TestBuiltinPipeline|TestEndToEnd|TestResearcherScriptedSession'
+	$(GO) test -race -count=1 ./internal/campaign
 
 # gofmt and staticcheck (installed from the Go module proxy when missing).
 lint:
@@ -75,6 +82,12 @@ bench-sandbox:
 # logconf (paired bootstrap). Writes docs/researcher/researcher-metamath.md.
 bench-researcher: build
 	scripts/researcher-eval.sh metamath 10m docs/researcher
+
+# 200 scripted researchers (real worker processes and sandboxes, 2 s of
+# simulated model latency a turn) in one campaign: memory per researcher and
+# the lab API's p50/p99 meanwhile. AAR_SCALE_RESEARCHERS changes the count.
+bench-campaign:
+	$(GO) test ./cmd/aar -run '^$$' -bench BenchmarkCampaignScale -benchtime 1x -timeout 30m
 
 bench-lab:
 	$(GO) test ./internal/lab -run '^$$' -bench BenchmarkSubmissions -benchtime 4000x

@@ -14,7 +14,7 @@ import (
 )
 
 // buildAar builds the aar binary into a temporary directory.
-func buildAar(t *testing.T) string {
+func buildAar(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "aar")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -17,7 +17,7 @@ const fixture = "../../internal/testbed/testdata/study"
 
 // aar runs the command line in-process with --data set and returns the exit
 // code, stdout and stderr.
-func aar(t *testing.T, data string, args ...string) (int, string, string) {
+func aar(t testing.TB, data string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	if data != "" {

@@ -281,8 +281,9 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 			name, spent.CostUSD, spent.ModelCalls, spent.ToolCalls, spent.CPUSeconds)
 	}
 	// SIGINT or SIGTERM: finish the call in flight, record it, stop; a
-	// second signal cancels the call.
-	ctx, cancel := context.WithCancel(ctx)
+	// second signal cancels the call. (The command's own context ends at the
+	// first signal, so the loop runs on one that does not.)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)

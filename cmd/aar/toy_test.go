@@ -18,7 +18,7 @@ import (
 // ones. The weak model's vocabulary sees only four signal words; the strong
 // representation embeds every signal word along one direction, so the
 // ceiling is well above the weak model and students have room to move.
-func writeToyTestbed(t *testing.T, dir string) {
+func writeToyTestbed(t testing.TB, dir string) {
 	t.Helper()
 	root := filepath.Join(dir, "toy")
 	if err := os.MkdirAll(filepath.Join(root, "features"), 0o755); err != nil {
