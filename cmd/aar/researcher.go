@@ -266,7 +266,24 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		Carry: &agent.Carry{Usage: llm.Usage{InputTokens: spent.InputTokens, OutputTokens: spent.OutputTokens, CacheReadTokens: spent.CacheReadTokens, CacheWriteTokens: spent.CacheWriteTokens},
 			USD: spent.CostUSD, CPU: time.Duration(spent.CPUSeconds * float64(time.Second)), ModelCalls: int(spent.ModelCalls), ToolCalls: int(spent.ToolCalls)}}
 	if o.sharing == agent.SharingSync || o.sharing == "" {
+		// The forum copy at /shared: synced at each session start and, in
+		// the background, at least every 60 s whatever the loop is doing.
 		cfg.Refresh = func(ctx context.Context) error { _, _, err := syncForum(ctx, cl, shared); return err }
+		cfg.RefreshEvery = 24 * time.Hour // the ticker below does the periodic part
+		go func() {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if _, _, err := syncForum(ctx, cl, shared); err != nil && ctx.Err() == nil {
+						fmt.Fprintf(g.stderr, "researcher %s: forum sync: %v\n", name, err)
+					}
+				}
+			}
+		}()
 	}
 	if o.backend == "builtin" {
 		cfg.Nudges = -1

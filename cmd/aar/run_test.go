@@ -448,3 +448,42 @@ func TestRunsControl(t *testing.T) {
 		t.Errorf("runs list:\n%s", out)
 	}
 }
+
+// TestRunExternalLab: aar run against a lab it does not embed (--lab and an
+// admin token): the campaign, its workers and its report go through the
+// API alone.
+func TestRunExternalLab(t *testing.T) {
+	needSandbox(t)
+	data := runData(t)
+	bin := buildAar(t)
+	l, admin := newLab(t, data)
+	sock := filepath.Join(t.TempDir(), "lab.sock")
+	serveLab(t, l, sock)
+	script := filepath.Join(t.TempDir(), "turns.jsonl")
+	os.WriteFile(script, []byte(`{"calls": [{"name": "bash", "input": {"command": "aar w2s train --view /data --seed 42 --out p/42.jsonl"}}], "usage": {}}
+{"calls": [{"name": "submit_predictions", "input": {"files": ["p/42.jsonl"]}}], "usage": {}}
+{"text": "Done.", "usage": {}}
+`), 0o644)
+	cmd := exec.Command(bin, "run", "--data", data, "--lab", "unix://"+sock, "--testbed", "toy", "--researchers", "2", "--backend", "scripted", "--script", script, "--name", "ext")
+	cmd.Env = append(os.Environ(), "AAR_TOKEN="+admin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aar run --lab: %v\n%s", err, out)
+	}
+	cl, _ := labclient.New("unix://"+sock, admin)
+	info, err := cl.Campaign(context.Background(), "ext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := 0
+	for _, r := range info.Researchers {
+		subs += r.Submissions
+	}
+	if subs != 2 || info.SpecSHA256 == "" {
+		t.Errorf("campaign on the external lab: %d submissions, spec %q", subs, info.SpecSHA256)
+	}
+	rep, err := os.ReadFile(filepath.Join(data, "runs", "ext", "report", "report.md"))
+	if err != nil || !strings.Contains(string(rep), "| elicit |") {
+		t.Errorf("report (%v):\n%s", err, rep)
+	}
+}
