@@ -127,10 +127,11 @@ Every action is a ledger event.`,
 		},
 	}
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	control := func(use, short, action string, nargs int) *cobra.Command {
+	control := func(use, short, action string, minArgs, maxArgs int) *cobra.Command {
 		return &cobra.Command{
-			Use: use, Short: short, Args: cobra.ExactArgs(nargs),
+			Use: use, Short: short, Args: cobra.RangeArgs(minArgs, maxArgs),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				nargs := len(args)
 				cl, _, done, err := runsAdmin(cmd.Context(), g, args[0])
 				if err != nil {
 					return err
@@ -156,11 +157,10 @@ Every action is a ledger event.`,
 			},
 		}
 	}
-	stop := control("stop ID", "Stop a campaign cleanly: its researchers finish their current call and stop", "stop", 1)
-	pause := control("pause ID RESEARCHER", "Pause a researcher before its next step", "pause", 2)
-	resume := control("resume ID RESEARCHER", "Resume a paused researcher", "resume", 2)
-	stopOne := control("stop-researcher ID RESEARCHER", "Stop one researcher after its current step", "stop", 2)
-	note := control("note ID RESEARCHER TEXT", "Send a researcher a note; it reads it before its next step", "note", 3)
+	stop := control("stop ID [RESEARCHER]", "Stop a campaign cleanly (or one researcher): they finish their current call and stop", "stop", 1, 2)
+	pause := control("pause ID RESEARCHER", "Pause a researcher before its next step", "pause", 2, 2)
+	resume := control("resume ID RESEARCHER", "Resume a paused researcher", "resume", 2, 2)
+	note := control("note ID RESEARCHER TEXT", "Send a researcher a note; it reads it before its next step", "note", 3, 3)
 	var addDir, addBackend, addModel string
 	var addSeed uint64
 	add := &cobra.Command{
@@ -228,7 +228,7 @@ Every action is a ledger event.`,
 			return cl.ExportEvents(cmd.Context(), args[0], 0, g.stdout)
 		},
 	}
-	c.AddCommand(list, show, stop, pause, resume, stopOne, note, add, report, events)
+	c.AddCommand(list, show, stop, pause, resume, note, add, report, events)
 	return c
 }
 
