@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aar-lab/aar/internal/agent"
@@ -464,4 +468,97 @@ func TestResearcherBadInput(t *testing.T) {
 	if code, _, errs := aar(t, data, append(base, "--backend", "builtin")...); code != exitFailure || !strings.Contains(errs, "public view") {
 		t.Errorf("no view and an unreachable lab: %d %s", code, errs)
 	}
+}
+
+// TestResearcherAnthropicWorker runs `aar researcher --backend anthropic`
+// (the real SDK) against an httptest server speaking the Messages API: the
+// key reaches the provider and nowhere else (transcript, sandbox, log), the
+// stable prefix is marked for caching, and the lab's spend is the price
+// table's figure for the usage the provider reported.
+func TestResearcherAnthropicWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("bubblewrap is not installed (apt-get install bubblewrap; .ci/run installs it)")
+	}
+	data, view, sock, admin, tok := researcherLab(t)
+	bin := buildAar(t)
+	const key = "sk-ant-api03-WORKER-test-key-9f8e7d6c5b4a"
+	var (
+		mu       sync.Mutex
+		calls    int
+		keySeen  bool
+		cacheCtl bool
+	)
+	turns := []string{
+		`[{"type": "text", "text": "Let me look at the data."}, {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"command": "ls /data; env | sort"}}]`,
+		`[{"type": "tool_use", "id": "toolu_2", "name": "notebook", "input": {"action": "append", "text": "looked at /data"}}]`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/v1/messages" {
+			http.Error(w, `{"type":"error","error":{"type":"not_found_error","message":"no route"}}`, 404)
+			return
+		}
+		calls++
+		if r.Header.Get("X-Api-Key") == key || r.Header.Get("Authorization") == "Bearer "+key {
+			keySeen = true
+		}
+		if bytes.Contains(body, []byte(`"cache_control"`)) {
+			cacheCtl = true
+		}
+		content, stop := `[{"type": "text", "text": "I am done."}]`, "end_turn"
+		if calls <= len(turns) {
+			content, stop = turns[calls-1], "tool_use"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id": "msg_%d", "type": "message", "role": "assistant", "model": "claude-sonnet-5-5", "content": %s, "stop_reason": %q, "stop_sequence": null,
+			"usage": {"input_tokens": 1000, "output_tokens": 100, "cache_read_input_tokens": 500, "cache_creation_input_tokens": 200}}`, calls, content, stop)
+	}))
+	defer srv.Close()
+
+	cmd := exec.Command(bin, "researcher", "--data", data, "--lab", "unix://"+sock, "--testbed", "toy", "--view", view,
+		"--direction", "look around", "--backend", "anthropic", "--model", "claude-sonnet-5-5", "--budget-usd", "1", "--name", "alice")
+	cmd.Env = append(os.Environ(), "AAR_TOKEN="+tok, "AAR_LAB=", "ANTHROPIC_API_KEY="+key, "ANTHROPIC_BASE_URL="+srv.URL)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("aar researcher: %v\n%s", err, stderr.String())
+	}
+	mu.Lock()
+	n := calls
+	mu.Unlock()
+	// Two tool turns, then "done", two nudges answered "done" again.
+	if n != 5 || !keySeen || !cacheCtl {
+		t.Errorf("provider saw %d calls (want 5), key %v, cache_control %v", n, keySeen, cacheCtl)
+	}
+	cl, _ := labclient.New("unix://"+sock, tok)
+	sp, err := cl.Spend(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sonnet 5.5: $2 in, $10 out, cache read $0.20, cache write $2.50 per Mtok.
+	want := float64(n) * (1000*2 + 100*10 + 500*0.2 + 200*2.5) / 1e6
+	if d := sp.CostUSD - want; d > 1e-9 || d < -1e-9 || sp.ModelCalls != int64(n) || sp.InputTokens != int64(1000*n) {
+		t.Errorf("spend %+v, want $%.6f over %d calls", sp, want, n)
+	}
+	adm, _ := labclient.New("unix://"+sock, admin)
+	events, err := readTranscript(context.Background(), adm, labclient.TranscriptQuery{Campaign: "c1", Researcher: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var corpus bytes.Buffer
+	for _, e := range events {
+		b, _ := json.Marshal(e)
+		corpus.Write(b)
+	}
+	if !strings.Contains(corpus.String(), "AAR_LAB=") {
+		t.Error("the transcript lacks the sandbox's env output (the leak check would be empty)")
+	}
+	corpus.Write(stderr.Bytes())
+	corpus.Write(stdout.Bytes())
+	scanForLeaks(t, data, corpus.String(), map[string]string{"the API key": key, "alice's token": tok, "the admin token": admin})
 }
