@@ -213,7 +213,10 @@ func (b *Builtin) look() []llm.Part {
 		if len(rest) == 0 {
 			rest = seeds
 		}
-		b.screenSeed = strconv.Itoa(rest[b.rng.IntN(len(rest))])
+		// Researchers with different --seed values screen on different
+		// seeds (identical screens would be flagged as near-duplicates of
+		// each other's) until the seeds run out.
+		b.screenSeed = strconv.Itoa(rest[int(b.cfg.Seed%uint64(len(rest)))])
 	}
 	return call("First, the public view.", "bash", map[string]any{"command": "head -c 1500 /data/testbed.json; echo; wc -l /data/*.jsonl; ls /data/weak"})
 }
