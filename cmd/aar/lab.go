@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/aar-lab/aar/internal/web"
 	"log/slog"
 	"net"
 	"os"
@@ -65,8 +66,13 @@ the admin token once.`,
 			if admin != "" {
 				fmt.Fprintf(g.stdout, "admin token (shown once; the lab keeps only its hash):\n%s\n", admin)
 			}
+			dash, err := web.New(l)
+			if err != nil {
+				return err
+			}
+			l.SetWeb(dash.Handler())
 			return l.Serve(ctx, addr, socket, func(a net.Addr) {
-				fmt.Fprintf(g.stdout, "lab listening on http://%s and unix://%s\n", a, socket)
+				fmt.Fprintf(g.stdout, "lab listening on http://%s and unix://%s (dashboard: http://%s/)\n", a, socket, a)
 			})
 		},
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/testbed"
 	"github.com/aar-lab/aar/internal/w2s"
+	"github.com/aar-lab/aar/internal/web"
 )
 
 // runOpts are aar run's flags.
@@ -246,6 +247,11 @@ func openEmbedded(ctx context.Context, g *globals, dir, addr, purpose string) (*
 	if err != nil {
 		return nil, err
 	}
+	dash, err := web.New(l)
+	if err != nil {
+		return nil, err
+	}
+	l.SetWeb(dash.Handler())
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e := &embedded{lab: l, ledger: ledger, forum: fstore, admin: tok, socket: socket, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan net.Addr, 1)
@@ -381,7 +387,7 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	if !o.asJSON {
 		where := ""
 		if emb != nil {
-			where = fmt.Sprintf(" · lab http://%s (unix://%s)", emb.tcp, emb.socket)
+			where = fmt.Sprintf(" · dashboard http://%s/ (unix://%s)", emb.tcp, emb.socket)
 		}
 		fmt.Fprintf(g.stderr, "campaign %s: %d researchers on %s%s · Ctrl-C stops cleanly · control: aar runs show|pause|resume|stop|note|add %s\n",
 			sup.ID(), len(sup.Spec().Researchers), sup.Spec().Testbed, where, sup.ID())

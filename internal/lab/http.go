@@ -186,10 +186,17 @@ func (l *Lab) Handler() http.Handler {
 		mux.HandleFunc(rt.Method+" "+rt.Path, l.wrap(rt))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if web := l.web.Load(); web != nil && !strings.HasPrefix(r.URL.Path, "/v1/") {
+			(*web).ServeHTTP(w, r)
+			return
+		}
 		l.writeError(w, r, publicErr(404, "not_found", fmt.Sprintf("no route %s %s (see /v1/openapi.json)", r.Method, r.URL.Path)))
 	})
 	return mux
 }
+
+// SetWeb mounts the dashboard: every path outside /v1 and /healthz goes to h.
+func (l *Lab) SetWeb(h http.Handler) { l.web.Store(&h) }
 
 func (l *Lab) wrap(rt Route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -22,9 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aar-lab/aar/internal/forum"
@@ -71,6 +73,7 @@ type Lab struct {
 	lastHead string     // the head after this lab's last append (for headers)
 
 	views publicViews // public view archives by testbed
+	web   atomic.Pointer[http.Handler]
 
 	snapOnce sync.Once
 	snaps    *snapshot.Store
