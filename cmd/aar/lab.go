@@ -66,7 +66,7 @@ the admin token once.`,
 			if admin != "" {
 				fmt.Fprintf(g.stdout, "admin token (shown once; the lab keeps only its hash):\n%s\n", admin)
 			}
-			dash, err := web.New(l)
+			dash, err := web.New(l, webOptions(dir, socket))
 			if err != nil {
 				return err
 			}

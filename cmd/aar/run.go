@@ -247,7 +247,7 @@ func openEmbedded(ctx context.Context, g *globals, dir, addr, purpose string) (*
 	if err != nil {
 		return nil, err
 	}
-	dash, err := web.New(l)
+	dash, err := web.New(l, webOptions(dir, socket))
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +431,12 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	}
 	fmt.Fprintf(g.stderr, "report: %s\n", filepath.Join(reportDir, "report.md"))
 	return nil
+}
+
+// webOptions let the dashboard start campaigns as aar run children.
+func webOptions(dir, socket string) web.Options {
+	exe, _ := os.Executable()
+	return web.Options{DataDir: dir, Socket: socket, Exe: exe}
 }
 
 // removeStaleSandboxes destroys sandboxes left by an earlier run of the

@@ -28,3 +28,6 @@ func (l *Lab) SessionAdminToken(ctx context.Context, purpose string) (string, er
 	l.applyLocked(evs[0])
 	return tok, nil
 }
+
+// Testbeds lists the testbeds installed in the lab's data directory.
+func (l *Lab) Testbeds() ([]string, error) { return l.testbeds.Names() }

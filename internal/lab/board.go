@@ -2,7 +2,10 @@ package lab
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/aar-lab/aar/internal/score"
 	"github.com/aar-lab/aar/internal/stats"
@@ -215,8 +218,29 @@ func (l *Lab) GetSubmission(id *Identity, subID string) (any, error) {
 // Review records an admin's decision on a flagged submission: "cleared"
 // releases it to the leaderboard, "disqualified" removes it.
 func (l *Lab) Review(ctx context.Context, subID, decision, note string) error {
-	if decision != "cleared" && decision != "disqualified" {
-		return publicErr(400, "invalid_review", `decision must be "cleared" or "disqualified"`)
+	return l.ReviewChecked(ctx, subID, decision, note, nil)
+}
+
+// ReviewChecklist is what a reviewer checks before a verdict.
+var ReviewChecklist = []string{"matches its card", "ablations support each component", "uses only allowed inputs", "reproducible"}
+
+// ReviewChecked records a reviewer's verdict on a submission — "cleared"
+// (approved), "disqualified" (with a reason; it leaves the leaderboard) or
+// "unexplained" (valid-looking but not understood) — with the checklist
+// items the reviewer ticked, as one ledger event.
+func (l *Lab) ReviewChecked(ctx context.Context, subID, decision, note string, checklist map[string]bool) error {
+	switch decision {
+	case "cleared", "disqualified", "unexplained":
+	default:
+		return publicErr(400, "invalid_review", `decision must be "cleared", "disqualified" or "unexplained"`)
+	}
+	if decision == "disqualified" && strings.TrimSpace(note) == "" {
+		return publicErr(400, "invalid_review", "say why the result is disqualified (note)")
+	}
+	for k := range checklist {
+		if !slices.Contains(ReviewChecklist, k) {
+			return publicErr(400, "invalid_review", fmt.Sprintf("checklist item %q: the items are %q", k, ReviewChecklist))
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -224,8 +248,11 @@ func (l *Lab) Review(ctx context.Context, subID, decision, note string) error {
 	if s == nil {
 		return publicErr(404, "unknown_submission", "no such submission")
 	}
-	evs, err := l.append(ctx, store.Input{Kind: evReview, Actor: "admin", Campaign: s.Campaign,
-		Body: map[string]string{"submission": subID, "decision": decision, "note": note}})
+	body := map[string]any{"submission": subID, "decision": decision, "note": note}
+	if checklist != nil {
+		body["checklist"] = checklist
+	}
+	evs, err := l.append(ctx, store.Input{Kind: evReview, Actor: "admin", Campaign: s.Campaign, Body: body})
 	if err != nil {
 		return err
 	}

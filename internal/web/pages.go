@@ -235,3 +235,10 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	http.Redirect(w, r, "/campaigns/"+id, http.StatusSeeOther)
 }
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func fmtSscan(s string, p *int64) (int, error) { return fmt.Sscan(s, p) }

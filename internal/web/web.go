@@ -30,6 +30,7 @@ var staticFS embed.FS
 // Server serves the dashboard.
 type Server struct {
 	lab  *lab.Lab
+	opt  Options
 	tmpl *template.Template
 	now  func() time.Time
 	// SessionTTL bounds a login (default 12 h).
@@ -51,12 +52,12 @@ type session struct {
 const cookieName = "aar_session"
 
 // New returns the dashboard of l.
-func New(l *lab.Lab) (*Server, error) {
+func New(l *lab.Lab, opt Options) (*Server, error) {
 	t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("dashboard templates: %w", err)
 	}
-	return &Server{lab: l, tmpl: t, now: time.Now, SessionTTL: 12 * time.Hour, sessions: map[string]*session{}}, nil
+	return &Server{lab: l, opt: opt, tmpl: t, now: time.Now, SessionTTL: 12 * time.Hour, sessions: map[string]*session{}}, nil
 }
 
 // Handler routes the dashboard's pages.
@@ -68,11 +69,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /logout", s.auth(s.logout))
 	mux.HandleFunc("GET /{$}", s.auth(s.campaigns))
+	mux.HandleFunc("GET /campaigns/new", s.auth(s.newCampaignPage))
+	mux.HandleFunc("POST /campaigns", s.auth(s.start))
 	mux.HandleFunc("GET /campaigns/{id}", s.auth(s.campaign))
 	mux.HandleFunc("GET /campaigns/{id}/live", s.auth(s.live))
 	mux.HandleFunc("GET /campaigns/{id}/stream", s.auth(s.stream))
 	mux.HandleFunc("POST /campaigns/{id}/control", s.auth(s.control))
 	mux.HandleFunc("GET /campaigns/{id}/researchers/{name}/transcript", s.auth(s.transcript))
+	mux.HandleFunc("GET /campaigns/{id}/review", s.auth(s.review))
+	mux.HandleFunc("GET /campaigns/{id}/review/{sub}", s.auth(s.reviewItemPage))
+	mux.HandleFunc("POST /campaigns/{id}/review/{sub}", s.auth(s.verdict))
 	return securityHeaders(mux)
 }
 

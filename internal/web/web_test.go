@@ -57,7 +57,7 @@ func newEnv(t *testing.T, events int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := New(l)
+	w, err := New(l, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
