@@ -23,7 +23,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.3f", *v)
 	},
 	"usd":  func(v float64) string { return fmt.Sprintf("$%.2f", v) },
-	"secs": func(v float64) string { return fmt.Sprintf("%.0f s", v) },
+	"secs": func(v float64) string { return fmt.Sprintf("%.1f s", v) },
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"clip": func(s string, n int) string {
 		if len(s) > n {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aar-lab/aar/internal/campaign"
@@ -109,6 +110,9 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, v viewer) {
 	cmd := exec.Command(s.opt.Exe, "run", "--data", s.opt.DataDir, "--lab", "unix://"+s.opt.Socket, "-f", specPath, "--json")
 	cmd.Env = append(os.Environ(), "AAR_TOKEN="+tok)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// The campaign stops cleanly when the lab goes (resume it with aar run
+	// --resume).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		http.Error(w, err.Error(), http.StatusInternalServerError)

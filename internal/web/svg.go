@@ -27,7 +27,7 @@ func frontierSVG(pts []point, start time.Time) template.HTML {
 		return template.HTML(`<p class="muted">No released PGR yet.</p>`)
 	}
 	sort.Slice(pts, func(i, j int) bool { return pts[i].at.Before(pts[j].at) })
-	maxX := math.Max(pts[len(pts)-1].at.Sub(start).Minutes(), 1)
+	maxX := math.Max(pts[len(pts)-1].at.Sub(start).Minutes()*1.05, 1)
 	lo, hi := -0.1, 1.1
 	for _, p := range pts {
 		lo, hi = math.Min(lo, p.pgr-0.05), math.Max(hi, p.pgr+0.05)
@@ -60,8 +60,13 @@ func frontierSVG(pts []point, start time.Time) template.HTML {
 			}
 			best = p.pgr
 		}
-		fmt.Fprintf(&path, " H%.1f", x(ps[len(ps)-1].at))
+		fmt.Fprintf(&path, " H%.1f", W-R)
 		fmt.Fprintf(&b, `<path d="%s" class="%s" stroke="%s"/>`, path.String(), class, color)
+		if class == "line" {
+			for _, p := range ps {
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, x(p.at), y(p.pgr), color)
+			}
+		}
 	}
 	byWho := map[string][]point{}
 	var names []string
@@ -75,9 +80,9 @@ func frontierSVG(pts []point, start time.Time) template.HTML {
 	for i, n := range names {
 		c := palette[i%len(palette)]
 		step(byWho[n], "line", c)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="legend" fill="%s">%s</text>`, W-R+4, T+40+14*float64(i), c, html.EscapeString(n))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="legend" fill="%s">%s</text>`, W-R+4, T+64+14*float64(i), c, html.EscapeString(n))
 	}
 	step(pts, "frontier", "#111")
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="legend">frontier</text></svg>`, W-R+4, T+26)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="legend" font-weight="bold">frontier</text></svg>`, W-R+4, T+46)
 	return template.HTML(b.String())
 }
