@@ -213,5 +213,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	if board := html(`#best-submissions`); strings.Contains(board, flagged) {
 		t.Errorf("the disqualified submission %s is still on the leaderboard", flagged)
 	}
+	run("the forum, a result, its code, the analysis",
+		chromedp.Navigate(base+"/campaigns/e2e/forum"), chromedp.WaitVisible(`#forum`), shot("9-forum"),
+		chromedp.Click(`a[href^="/campaigns/e2e/forum/fnd_"]`), chromedp.WaitVisible(`#finding`), shot("10-finding"),
+		chromedp.Click(`a[href^="/campaigns/e2e/snapshots/"]`), chromedp.WaitVisible(`#snapshot`), shot("11-snapshot"),
+		chromedp.Navigate(base+"/campaigns/e2e/analysis"), chromedp.WaitVisible(`#analysis`), shot("12-analysis"))
+	if a := html(`#analysis`); !strings.Contains(a, "active researchers") || strings.Contains(a, "<td>0.000</td>") {
+		t.Errorf("analysis page: the results' released PGR is missing")
+	}
 	t.Logf("screenshots in %s", shots)
 }

@@ -328,7 +328,7 @@ func campaignResults(ctx context.Context, admin *labclient.Client, id string) ([
 				Released struct {
 					PGR *struct {
 						Mean float64 `json:"mean"`
-					} `json:"pgr"`
+					} `json:"pgr_overall"`
 				} `json:"released"`
 				PGR float64 `json:"pgr"`
 			}

@@ -73,7 +73,10 @@ type Lab struct {
 	lastHead string     // the head after this lab's last append (for headers)
 
 	views publicViews // public view archives by testbed
-	web   atomic.Pointer[http.Handler]
+	// transcriptLinks: submission, finding or snapshot id → the transcript
+	// position that reported it (guarded by mu).
+	transcriptLinks map[string]TranscriptLink
+	web             atomic.Pointer[http.Handler]
 
 	snapOnce sync.Once
 	snaps    *snapshot.Store

@@ -146,6 +146,27 @@ func (l *Lab) transcriptLocked(campaign, researcher string) *transcriptLog {
 
 // applyTranscriptLocked indexes one transcript ledger event (live or
 // replayed). Only the fields the index needs are decoded.
+// TranscriptLink is where in a transcript a submission, finding or
+// snapshot was made: the tool result that reported it.
+type TranscriptLink struct {
+	Campaign   string `json:"campaign"`
+	Researcher string `json:"researcher"`
+	Seq        int64  `json:"seq"`
+}
+
+// TranscriptLinkOf finds the transcript position that produced id (a
+// submission, finding or snapshot), for admins or the researcher whose
+// transcript it is.
+func (l *Lab) TranscriptLinkOf(id *Identity, thing string) (TranscriptLink, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	link, ok := l.transcriptLinks[thing]
+	if !ok || id.Role != RoleAdmin && (id.Campaign != link.Campaign || id.Researcher != link.Researcher) {
+		return TranscriptLink{}, false
+	}
+	return link, true
+}
+
 func (l *Lab) applyTranscriptLocked(e store.Event) {
 	var b struct {
 		Session    string  `json:"session"`
@@ -153,9 +174,27 @@ func (l *Lab) applyTranscriptLocked(e store.Event) {
 		Usage      *Usage  `json:"usage"`
 		CostUSD    float64 `json:"cost_usd"`
 		CPUSeconds float64 `json:"cpu_seconds"`
+		Data       struct {
+			Submission string `json:"submission"`
+			Finding    string `json:"finding"`
+			Snapshot   string `json:"snapshot"`
+		} `json:"data"`
 	}
 	if json.Unmarshal(e.Body, &b) != nil {
 		return
+	}
+	// What a tool result produced links back to its transcript position.
+	if b.Type == "tool_result" {
+		for _, id := range []string{b.Data.Submission, b.Data.Finding, b.Data.Snapshot} {
+			if id != "" && len(id) <= 128 {
+				if l.transcriptLinks == nil {
+					l.transcriptLinks = map[string]TranscriptLink{}
+				}
+				if _, seen := l.transcriptLinks[id]; !seen {
+					l.transcriptLinks[id] = TranscriptLink{Campaign: e.Campaign, Researcher: e.Actor, Seq: e.Seq}
+				}
+			}
+		}
 	}
 	t := l.transcriptLocked(e.Campaign, e.Actor)
 	pos := len(t.seqs)

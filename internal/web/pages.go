@@ -31,7 +31,8 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"add": func(a, b int) int { return a + b },
+	"add":   func(a, b int) int { return a + b },
+	"deref": func(b *bool) bool { return b != nil && *b },
 	"tokens": func(s lab.Spend) int64 {
 		return s.InputTokens + s.OutputTokens + s.CacheReadTokens + s.CacheWriteTokens
 	},

@@ -107,8 +107,7 @@ func describe(e lab.TranscriptEntry) eventRow {
 			if s, ok := v.(string); ok {
 				return s
 			}
-			b, _ := json.MarshalIndent(v, "", "  ")
-			return string(b)
+			return indentJSON(v)
 		}
 		return ""
 	}
@@ -131,8 +130,7 @@ func describe(e lab.TranscriptEntry) eventRow {
 		in := str("input")
 		var pretty any
 		if json.Unmarshal([]byte(in), &pretty) == nil {
-			b, _ := json.MarshalIndent(pretty, "", "  ")
-			in = string(b)
+			in = indentJSON(pretty)
 		}
 		row.Body = in
 	case "tool_result":
@@ -154,11 +152,23 @@ func describe(e lab.TranscriptEntry) eventRow {
 		row.Title = "session " + e.Session
 		row.Body = strings.TrimSpace(str("reason") + "\n\n" + str("system"))
 	default:
-		b, _ := json.MarshalIndent(d, "", "  ")
-		row.Body = string(b)
+		row.Body = indentJSON(d)
 	}
 	if len(row.Body) > 16<<10 {
 		row.Body = row.Body[:16<<10] + fmt.Sprintf("\n[… %d more bytes]", len(row.Body)-16<<10)
 	}
 	return row
+}
+
+// indentJSON shows a value as indented JSON without escaping <, > and &
+// (the page escapes it as HTML).
+func indentJSON(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aar-lab/aar/internal/forum"
 	forumsqlite "github.com/aar-lab/aar/internal/forum/sqlite"
 	"github.com/aar-lab/aar/internal/lab"
+	"github.com/aar-lab/aar/internal/snapshot"
 	ledger "github.com/aar-lab/aar/internal/store/sqlite"
 	"github.com/aar-lab/aar/internal/testbed"
 )
@@ -30,6 +33,7 @@ type env struct {
 	private       []string // texts that must never be served
 	bobTok        string
 	transcriptLen int
+	snap          string
 }
 
 func newEnv(t *testing.T, events int) *env {
@@ -102,6 +106,33 @@ func newEnv(t *testing.T, events int) *env {
 		}
 	}
 	e.transcriptLen = events
+	// Findings and a line of two snapshots by alice.
+	for i, f := range []forum.Finding{
+		{Type: "hypothesis", Title: "confidence weighting may help", Family: "confidence weighting", Body: "weights by weak confidence"},
+		{Type: "insight", Title: "weak labels are noisy near the boundary", Family: "data filtering", Body: "histogram of confidences"},
+		{Type: "error", Title: "bootstrap diverged", Family: "self-training", Body: "NaN loss at epoch 2"},
+	} {
+		who := id
+		if i == 2 {
+			who = l.Authenticate(bob)
+		}
+		if _, err := l.PostFinding(ctx, who, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var parent string
+	for i, content := range []string{"print('v1')\n", "print('v2')\nprint('more')\n"} {
+		_, archive, err := snapshot.FromFiles([]snapshot.File{{Path: "method.py", Mode: 0o644, Data: []byte(content)}, {Path: fmt.Sprintf("notes%d.md", i), Mode: 0o644, Data: []byte("notes")}}, snapshot.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := l.PushSnapshot(ctx, id, bytes.NewReader(archive), parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent = m.ID
+	}
+	e.snap = parent
 	return e
 }
 
@@ -344,5 +375,74 @@ func TestCrawlHoldsNoSecrets(t *testing.T) {
 	}
 	if len(e.private) < 4 {
 		t.Fatalf("only %d private rows to look for", len(e.private))
+	}
+}
+
+func TestForumSnapshotsAnalysis(t *testing.T) {
+	e := newEnv(t, 10)
+	c := e.browser(t)
+	e.login(t, c, e.alice)
+	code, body := get(t, c, e.srv.URL+"/campaigns/c1/forum")
+	if code != 200 || !strings.Contains(body, "confidence weighting may help") || !strings.Contains(body, "bootstrap diverged") {
+		t.Fatalf("forum: %d", code)
+	}
+	if _, body := get(t, c, e.srv.URL+"/campaigns/c1/forum?type=error"); strings.Contains(body, "confidence weighting may help") || !strings.Contains(body, "bootstrap diverged") {
+		t.Error("the type filter does not filter")
+	}
+	if _, body := get(t, c, e.srv.URL+"/campaigns/c1/forum?q=noisy+boundary"); !strings.Contains(body, "weak labels are noisy") || strings.Contains(body, "bootstrap diverged") {
+		t.Error("search")
+	}
+	_, body = get(t, c, e.srv.URL+"/campaigns/c1/forum")
+	fid := regexp.MustCompile(`/campaigns/c1/forum/(fnd_[A-Za-z0-9_-]+)">confidence`).FindStringSubmatch(body)
+	if fid == nil {
+		t.Fatal("no link to the finding")
+	}
+	code, body = get(t, c, e.srv.URL+"/campaigns/c1/forum/"+fid[1])
+	m := csrfRe.FindStringSubmatch(body)
+	if code != 200 || m == nil || !strings.Contains(body, "weights by weak confidence") {
+		t.Fatalf("finding: %d", code)
+	}
+	resp, _ := c.PostForm(e.srv.URL+"/campaigns/c1/forum/"+fid[1]+"/comment", url.Values{"body": {"worth a try on OOD"}, "csrf": {m[1]}})
+	resp.Body.Close()
+	resp, _ = c.PostForm(e.srv.URL+"/campaigns/c1/forum/"+fid[1]+"/comment", url.Values{"vote": {"up"}, "csrf": {m[1]}})
+	resp.Body.Close()
+	if _, body := get(t, c, e.srv.URL+"/campaigns/c1/forum/"+fid[1]); !strings.Contains(body, "worth a try on OOD") || !strings.Contains(body, "score 1") {
+		t.Errorf("comment and vote not shown")
+	}
+	code, body = get(t, c, e.srv.URL+"/campaigns/c1/snapshots/"+e.snap)
+	if code != 200 || !strings.Contains(body, "method.py") || !strings.Contains(body, "&#43;print(&#39;more&#39;)") {
+		t.Fatalf("snapshot: %d\n%s", code, body)
+	}
+	if _, body := get(t, c, e.srv.URL+"/campaigns/c1/snapshots/"+e.snap+"?file=method.py"); !strings.Contains(body, "print(&#39;v2&#39;)") {
+		t.Error("file view")
+	}
+	// The analysis is for admins.
+	if code, _ := get(t, c, e.srv.URL+"/campaigns/c1/analysis"); code != 403 {
+		t.Errorf("a researcher's analysis: %d", code)
+	}
+	a := e.browser(t)
+	e.login(t, a, e.admin)
+	code, body = get(t, a, e.srv.URL+"/campaigns/c1/analysis")
+	if code != 200 || !strings.Contains(body, "active researchers") || !strings.Contains(body, "<svg") {
+		t.Fatalf("analysis: %d", code)
+	}
+}
+
+func TestEntropy(t *testing.T) {
+	if h := entropy([]string{"a", "b"}); h != 1 {
+		t.Errorf("two equal families: %v bits", h)
+	}
+	if h := entropy([]string{"a", "a", "a"}); h != 0 {
+		t.Errorf("one family: %v bits", h)
+	}
+	if h := entropy([]string{"a", "b", "c", "d"}); h != 2 {
+		t.Errorf("four equal families: %v bits", h)
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fs := []forum.Finding{{Author: "a", Family: "x", At: start.Add(time.Minute)}, {Author: "b", Family: "y", At: start.Add(2 * time.Minute)},
+		{Author: "a", Family: "y", At: start.Add(3 * time.Minute)}}
+	rows := diversity(fs, start, 3, 200)
+	if len(rows) != 3 || rows[1].Entropy != 1 || rows[2].Entropy != 0 || rows[1].Lo > rows[1].Entropy || rows[1].Hi < rows[1].Entropy {
+		t.Errorf("diversity: %+v", rows)
 	}
 }
