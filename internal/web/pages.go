@@ -64,6 +64,7 @@ type campaignData struct {
 	Chart       template.HTML
 	Submissions []subRow
 	Board       *lab.Board
+	LastAction  map[string]string
 }
 
 type subRow struct {
@@ -137,7 +138,40 @@ func (s *Server) campaignFor(w http.ResponseWriter, r *http.Request, v viewer) (
 		d.Submissions = d.Submissions[:200]
 	}
 	d.Chart = frontierSVG(pts, info.Created)
+	d.LastAction = map[string]string{}
+	for _, rs := range info.Researchers {
+		d.LastAction[rs.Name] = s.lastAction(r, v, id, rs.Name)
+	}
 	return d, true
+}
+
+// lastAction is a researcher's latest tool call, from the end of its
+// transcript (two small reads).
+func (s *Server) lastAction(r *http.Request, v viewer, id, name string) string {
+	q := lab.TranscriptQuery{Campaign: id, Researcher: name, After: -1, Limit: 1}
+	first, err := s.lab.Transcript(r.Context(), v.Identity, q)
+	if err != nil || first.Total == 0 {
+		return ""
+	}
+	q.After, q.Limit = max(-1, first.Total-9), 8
+	page, err := s.lab.Transcript(r.Context(), v.Identity, q)
+	if err != nil {
+		return ""
+	}
+	for i := len(page.Events) - 1; i >= 0; i-- {
+		e := page.Events[i]
+		var d struct{ Name, Input, Reason string }
+		_ = json.Unmarshal(e.Data, &d)
+		switch e.Type {
+		case "tool_call":
+			return d.Name + " " + strings.Join(strings.Fields(d.Input), " ")
+		case "stop":
+			return "stopped: " + d.Reason
+		case "paused":
+			return "paused"
+		}
+	}
+	return ""
 }
 
 func idIfAdmin(v viewer, id string) string {
