@@ -15,6 +15,7 @@ import (
 
 	"github.com/aar-lab/aar/internal/campaign"
 	"github.com/aar-lab/aar/internal/labclient"
+	"github.com/aar-lab/aar/internal/pgtest"
 )
 
 // runData makes a data directory with the toy testbed installed.
@@ -485,5 +486,72 @@ func TestRunExternalLab(t *testing.T) {
 	rep, err := os.ReadFile(filepath.Join(data, "runs", "ext", "report", "report.md"))
 	if err != nil || !strings.Contains(string(rep), "| elicit |") {
 		t.Errorf("report (%v):\n%s", err, rep)
+	}
+}
+
+// TestRunOnPostgresLab: a campaign on a lab whose ledger and forum are
+// PostgreSQL (the cluster set-up): aar lab --db postgres://…, aar run --lab,
+// transcripts, spend, the report, and the ledger verifying.
+func TestRunOnPostgresLab(t *testing.T) {
+	needSandbox(t)
+	db := pgtest.FreshDatabase(t)
+	data := runData(t)
+	bin := buildAar(t)
+	sock := filepath.Join(t.TempDir(), "lab.sock")
+	lab := exec.Command(bin, "lab", "--data", data, "--db", db, "--socket", sock, "--addr", "127.0.0.1:0")
+	out, _ := lab.StdoutPipe()
+	lab.Stderr = os.Stderr
+	if err := lab.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Process.Kill(); lab.Wait() })
+	sc := bufio.NewScanner(out)
+	var admin string
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "aar_") {
+			admin = line
+		}
+		if strings.HasPrefix(line, "lab listening") {
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if admin == "" {
+		t.Fatal("the lab printed no admin token")
+	}
+	script := filepath.Join(t.TempDir(), "turns.jsonl")
+	os.WriteFile(script, []byte(`{"calls": [{"name": "bash", "input": {"command": "aar w2s train --view /data --seed 42 --out p/42.jsonl"}}], "usage": {"input_tokens": 100, "output_tokens": 10}}
+{"calls": [{"name": "submit_predictions", "input": {"files": ["p/42.jsonl"]}}, {"name": "notebook", "input": {"action": "append", "text": "submitted seed 42"}}], "usage": {"input_tokens": 200, "output_tokens": 20}}
+{"text": "Done.", "usage": {}}
+`), 0o644)
+	cmd := exec.Command(bin, "run", "--data", data, "--lab", "unix://"+sock, "--testbed", "toy", "--researchers", "3", "--backend", "scripted", "--script", script, "--name", "pg")
+	cmd.Env = append(os.Environ(), "AAR_TOKEN="+admin)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("aar run on a PostgreSQL lab: %v\n%s", err, b)
+	}
+	cl, _ := labclient.New("unix://"+sock, admin)
+	info, err := cl.Campaign(context.Background(), "pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, calls := 0, int64(0)
+	for _, r := range info.Researchers {
+		subs += r.Submissions
+		calls += r.Spend.ToolCalls
+	}
+	if subs != 3 || calls != 9 {
+		t.Errorf("on PostgreSQL: %d submissions (want 3), %d tool calls (want 9)", subs, calls)
+	}
+	if _, err := os.Stat(filepath.Join(data, "runs", "pg", "report", "events.jsonl")); err != nil {
+		t.Error(err)
+	}
+	lab.Process.Kill()
+	lab.Wait()
+	if code, out, errs := aar(t, data, "ledger", "verify", "--db", db); code != 0 || !strings.Contains(out, "ledger verifies") {
+		t.Errorf("ledger verify on PostgreSQL: %d %s %s", code, out, errs)
 	}
 }
