@@ -20,7 +20,7 @@ import (
 type BuiltinConfig struct {
 	Seed      uint64
 	Direction string
-	// Screens bounds one-seed screening submissions (default 22, inside
+	// Screens bounds two-seed screening submissions (default 22, inside
 	// the default quota of 30 submissions an hour with the confirmations);
 	// Mutations how many of them at least go to neighbours of the best
 	// (default 6); Confirm how many of the best are confirmed on 5 seeds
@@ -33,7 +33,7 @@ type BuiltinConfig struct {
 // toolkit's method space — losses, filters, reweighting, epochs, learning
 // rates, self-training and their combinations — that speaks through the
 // same tools, quotas and transcript as a model. It screens each candidate
-// cheaply (a smoke run, then one seed, one submission), tries neighbours
+// cheaply (a smoke run on one seed, then two seeds, one submission), tries neighbours
 // of the best, confirms the best on 5 seeds, and posts hypotheses, errors
 // and results with method cards; it adopts other researchers' posted
 // configurations as starting points. Its direction decides which families
@@ -54,7 +54,7 @@ type Builtin struct {
 	// confirmSeeds are the seeds a result is confirmed on (fixed, never
 	// picked by score).
 	confirmSeeds []string
-	screenSeed   string
+	screenSeeds  []string
 	vanilla      *screened
 	best         *screened
 	confirmed    []screened
@@ -107,7 +107,7 @@ func NewBuiltin(cfg BuiltinConfig) *Builtin {
 	}
 	b := &Builtin{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6275696c74696e)), seen: map[string]bool{}, posted: map[string]bool{},
 		confirmSeeds: []string{"42", "43", "44", "45", "46"}}
-	b.screenSeed = "47" // until look() reads the view's weak seeds
+	b.screenSeeds = []string{"47", "48"} // until look() reads the view's weak seeds
 	fams := familyCands(b.rng)
 	order := familyOrder(cfg.Direction, b.rng)
 	b.enqueue(cand{Family: "other", Method: "vanilla_w2s", Origin: "baseline", Why: "the reference every method is compared with"})
@@ -216,7 +216,11 @@ func (b *Builtin) look() []llm.Part {
 		// Researchers with different --seed values screen on different
 		// seeds (identical screens would be flagged as near-duplicates of
 		// each other's) until the seeds run out.
-		b.screenSeed = strconv.Itoa(rest[int(b.cfg.Seed%uint64(len(rest)))])
+		i := int((2 * b.cfg.Seed) % uint64(len(rest)))
+		b.screenSeeds = []string{strconv.Itoa(rest[i])}
+		if len(rest) > 1 {
+			b.screenSeeds = append(b.screenSeeds, strconv.Itoa(rest[(i+1)%len(rest)]))
+		}
 	}
 	return call("First, the public view.", "bash", map[string]any{"command": "head -c 1500 /data/testbed.json; echo; wc -l /data/*.jsonl; ls /data/weak"})
 }
@@ -365,7 +369,7 @@ func (b *Builtin) checkBudget(screens int) []llm.Part {
 			b.perScreen = max((st.Spent.CPU-b.lastCPU)/float64(n), (wall-b.lastWall)/float64(n))
 		}
 		b.lastCPU, b.lastWall, b.screensAtBudget = st.Spent.CPU, wall, screens
-		need := b.perScreen * (1 + 1.5*5*float64(b.cfg.Confirm))
+		need := b.perScreen * (1 + 1.5*2.5*float64(b.cfg.Confirm))
 		if st.Left.CPU != nil && *st.Left.CPU < need {
 			b.broke = true
 		}
@@ -397,7 +401,7 @@ func (b *Builtin) ranked() []screened {
 	if len(out) == 0 && b.vanilla != nil {
 		out = append(out, *b.vanilla)
 	}
-	// Released figures are coarse (a one-seed screen moves in steps of the
+	// Released figures are coarse (a two-seed screen moves in steps of half the
 	// scorer's rounding), so ties are common: among equals the simpler
 	// configuration goes first, then the one screened earlier.
 	sort.SliceStable(out, func(i, j int) bool {
@@ -418,7 +422,7 @@ func (b *Builtin) screen(c cand) []llm.Part {
 		b.wait = func([]llm.Part) {}
 		return call("", "share_finding", map[string]any{"type": "hypothesis", "family": c.Family,
 			"title": fmt.Sprintf("%s may beat vanilla W2S here", c.Family),
-			"body":  fmt.Sprintf("Hypothesis: %s. First test: %s, screened on seed %s, then confirmed on 5 seeds if it leads.", c.Why, c.describe(), b.screenSeed)})
+			"body":  fmt.Sprintf("Hypothesis: %s. First test: %s, screened on seeds %s, then confirmed on 5 seeds if it leads.", c.Why, c.describe(), strings.Join(b.screenSeeds, " and "))})
 	}
 	b.wait = func(res []llm.Part) {
 		if len(res) == 0 || res[0].IsError || exitCode(res[0].Text) != 0 {
@@ -431,10 +435,10 @@ func (b *Builtin) screen(c cand) []llm.Part {
 			b.plan = append([]func() []llm.Part{func() []llm.Part { return b.postError(c, msg) }}, b.plan...)
 			return
 		}
-		b.plan = append([]func() []llm.Part{func() []llm.Part { return b.submit(c, []string{b.screenSeed}) }}, b.plan...)
+		b.plan = append([]func() []llm.Part{func() []llm.Part { return b.submit(c, b.screenSeeds, false) }}, b.plan...)
 	}
 	return call(fmt.Sprintf("Screening %s (%s): %s.", c.ID, c.describe(), c.Why), "bash",
-		map[string]any{"command": c.script([]string{b.screenSeed}, true), "timeout_seconds": 1200})
+		map[string]any{"command": c.script(b.screenSeeds, true), "timeout_seconds": 1200})
 }
 
 func (b *Builtin) postError(c cand, msg string) []llm.Part {
@@ -446,14 +450,14 @@ func (b *Builtin) postError(c cand, msg string) []llm.Part {
 
 // submit sends runs/ID/SEED.jsonl for the seeds and records the released
 // PGR; a refusal (quota) ends screening.
-func (b *Builtin) submit(c cand, seeds []string) []llm.Part {
+func (b *Builtin) submit(c cand, seeds []string, confirm bool) []llm.Part {
 	files := make([]string, len(seeds))
 	for i, s := range seeds {
 		files[i] = fmt.Sprintf("runs/%s/%s.jsonl", c.ID, s)
 	}
 	b.wait = func(res []llm.Part) {
 		if len(res) == 0 || res[0].IsError {
-			if len(seeds) == 1 {
+			if !confirm {
 				// Out of quota or refused: stop screening, confirm what we have.
 				b.queue, b.cfg.Screens = nil, 0
 				b.cfg.Mutations = 0
@@ -465,7 +469,7 @@ func (b *Builtin) submit(c cand, seeds []string) []llm.Part {
 			return
 		}
 		s := screened{c: c, pgr: pgr, se: se, seeds: len(seeds), subID: id}
-		if len(seeds) == 1 {
+		if !confirm {
 			b.done = append(b.done, s)
 			if c.Method == "vanilla_w2s" {
 				b.vanilla = &s
@@ -476,8 +480,8 @@ func (b *Builtin) submit(c cand, seeds []string) []llm.Part {
 		}
 		b.confirmed = append(b.confirmed, s)
 	}
-	note := fmt.Sprintf("%s screen seed %s: %s", c.ID, seeds[0], c.describe())
-	if len(seeds) > 1 {
+	note := fmt.Sprintf("%s screen on seeds %s: %s", c.ID, strings.Join(seeds, ","), c.describe())
+	if confirm {
 		note = fmt.Sprintf("%s confirmed on seeds %s: %s", c.ID, strings.Join(seeds, ","), c.describe())
 	}
 	return call("", "submit_predictions", map[string]any{"files": files, "note": note})
@@ -490,7 +494,7 @@ func (b *Builtin) confirm(s screened) []llm.Part {
 		if len(res) == 0 || res[0].IsError || exitCode(res[0].Text) != 0 {
 			return
 		}
-		b.plan = append([]func() []llm.Part{func() []llm.Part { return b.submit(c, b.confirmSeeds) }}, b.plan...)
+		b.plan = append([]func() []llm.Part{func() []llm.Part { return b.submit(c, b.confirmSeeds, true) }}, b.plan...)
 	}
 	return call(fmt.Sprintf("Confirming %s (%s, screened at PGR %.3f) on seeds %s.", c.ID, c.describe(), s.pgr, strings.Join(b.confirmSeeds, ", ")),
 		"bash", map[string]any{"command": c.script(b.confirmSeeds, false), "timeout_seconds": 1800})
@@ -527,7 +531,7 @@ func (b *Builtin) report() []llm.Part {
 	body := fmt.Sprintf("%s, found by the built-in researcher's search (%s). Feedback PGR %.3f ± %.3f over seeds %s.",
 		c.describe(), c.Origin, best.pgr, best.se, strings.Join(b.confirmSeeds, ", "))
 	if b.vanilla != nil {
-		body += fmt.Sprintf(" Vanilla W2S screened at %.3f on seed %s.", b.vanilla.pgr, b.screenSeed)
+		body += fmt.Sprintf(" Vanilla W2S screened at %.3f on seeds %s.", b.vanilla.pgr, strings.Join(b.screenSeeds, ", "))
 	}
 	body += "\n\nRe-run: `sh runs/" + c.ID + "/../../run.sh` is not needed; the exact commands are in this result's config (`builtin`) and the snapshot's runs/" + c.ID + "/."
 	b.plan = append(b.plan, b.writeNotebook)
@@ -563,7 +567,7 @@ func (b *Builtin) writeNotebook() []llm.Part {
 
 func (b *Builtin) summary() string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "Built-in researcher (seed %d). Screened %d candidates on seed %s (%d failed, %d adopted from others):\n", b.cfg.Seed, len(b.done), b.screenSeed, b.failed, b.adopted)
+	fmt.Fprintf(&s, "Built-in researcher (seed %d). Screened %d candidates on seeds %s (%d failed, %d adopted from others):\n", b.cfg.Seed, len(b.done), strings.Join(b.screenSeeds, ", "), b.failed, b.adopted)
 	for _, d := range b.ranked() {
 		fmt.Fprintf(&s, "- %s %s [%s]: PGR %.3f\n", d.c.ID, d.c.describe(), d.c.Family, d.pgr)
 	}
