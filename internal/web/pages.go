@@ -87,6 +87,16 @@ func (s *Server) campaignFor(w http.ResponseWriter, r *http.Request, v viewer) (
 		http.Error(w, "no such campaign", http.StatusNotFound)
 		return nil, false
 	}
+	// The "baselines" token only posts the baselines' results at the start:
+	// it is not a researcher to watch.
+	kept := info.Researchers[:0:0]
+	for _, r := range info.Researchers {
+		if r.Name == "baselines" && r.Spend.TranscriptEvents == 0 && r.Submissions == 0 {
+			continue
+		}
+		kept = append(kept, r)
+	}
+	info.Researchers = kept
 	d := &campaignData{V: v, Info: info, Directions: map[string]string{}}
 	var spec struct {
 		Researchers []struct{ Name, Direction string } `json:"researchers"`
