@@ -302,11 +302,8 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	var emb *embedded
 	workerLab := o.labURL
 	if o.labURL == "" {
-		if emb, err = openEmbedded(ctx, g, dir, o.addr, "aar run"); err != nil {
-			return err
-		}
-		defer emb.close(context.WithoutCancel(ctx))
-		admin, workerLab = emb.client(), "unix://"+emb.socket
+		// The testbed first: a name that is neither installed nor built in
+		// is refused before a lab is opened (or created) in DATA.
 		if spec != nil {
 			store, err := g.testbeds()
 			if err != nil {
@@ -316,6 +313,11 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 				return err
 			}
 		}
+		if emb, err = openEmbedded(ctx, g, dir, o.addr, "aar run"); err != nil {
+			return err
+		}
+		defer emb.close(context.WithoutCancel(ctx))
+		admin, workerLab = emb.client(), "unix://"+emb.socket
 	} else {
 		tok := os.Getenv("AAR_TOKEN")
 		if tok == "" {

@@ -555,3 +555,37 @@ func TestRunOnPostgresLab(t *testing.T) {
 		t.Errorf("ledger verify on PostgreSQL: %d %s %s", code, out, errs)
 	}
 }
+
+// TestRunBadInput: mistakes are refused with the fix named, before a lab is
+// opened or anything runs.
+func TestRunBadInput(t *testing.T) {
+	data := t.TempDir()
+	bad := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(bad, []byte("testbed: metamath\nresearcherz: 3\n"), 0o644)
+	dirs := filepath.Join(t.TempDir(), "empty.txt")
+	os.WriteFile(dirs, []byte("# nothing\n\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--testbed", "nosuch"}, exitNotFound, `testbed "nosuch" not found`},
+		{[]string{"--backend", "gpt"}, exitUsage, `backend "gpt"`},
+		{[]string{"-f", bad}, exitInput, "researcherz"},
+		{[]string{"--directions", dirs}, exitInput, "holds no direction"},
+		{[]string{"--policy", "lenient"}, exitUsage, `policy "lenient"`},
+		{[]string{"--sharing", "everything"}, exitUsage, "conditions.sharing"},
+		{[]string{"--researchers", "1001"}, exitUsage, "at most 1000"},
+		{[]string{"--resume", "x", "--testbed", "toy"}, exitUsage, "--resume takes the campaign's spec from the ledger"},
+		{[]string{"--lab", "http://127.0.0.1:1"}, exitUsage, "needs an admin token"},
+	} {
+		t.Setenv("AAR_TOKEN", "")
+		code, _, errs := aar(t, data, append([]string{"run"}, c.args...)...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("aar run %v: exit %d (want %d), %q (want %q)", c.args, code, c.code, errs, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "lab.db")); err == nil {
+		t.Error("a refused aar run created a lab")
+	}
+}
