@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -45,32 +42,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	os.MkdirAll(shots, 0o755)
 
 	// A real lab process, as a user starts it.
-	lab := exec.Command(bin, "lab", "--data", data, "--addr", "127.0.0.1:0")
-	out, _ := lab.StdoutPipe()
-	lab.Stderr = os.Stderr
-	if err := lab.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lab.Process.Kill(); lab.Wait() })
-	sc := bufio.NewScanner(out)
-	var admin, base string
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "aar_") {
-			admin = line
-		}
-		if m := regexp.MustCompile(`dashboard: (http://[0-9.:]+)/`).FindStringSubmatch(line); m != nil {
-			base = m[1]
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	if admin == "" || base == "" {
-		t.Fatalf("lab did not print its admin token and address")
-	}
+	_, admin, base := startLabProcess(t, bin, "--data", data)
 	// Before the lab goes (cleanups run last-in first-out): stop the
 	// campaign and let its processes end, so its sandboxes are gone.
 	t.Cleanup(func() {

@@ -238,14 +238,8 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	}
 	var controlSince int64
 	control := func(ctx context.Context) (agent.Control, error) {
-		var st struct {
-			State string `json:"state"`
-			Notes []struct {
-				Text string `json:"text"`
-			} `json:"notes"`
-			Next int64 `json:"next"`
-		}
-		if _, err := cl.Do(ctx, "GET", fmt.Sprintf("/v1/control?since=%d", controlSince), nil, &st, nil); err != nil {
+		st, err := cl.MyControl(ctx, controlSince)
+		if err != nil {
 			var le *labclient.Error
 			if errors.As(err, &le) && le.Status == 404 {
 				return agent.Control{State: "running"}, nil // a lab without operator control

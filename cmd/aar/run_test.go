@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -160,41 +161,9 @@ func TestRunKillResume(t *testing.T) {
 	needSandbox(t)
 	data := runData(t)
 	bin := buildAar(t)
-	cmd := exec.Command(bin, "run", "--data", data, "--testbed", "toy", "--researchers", "3", "--name", "kr", "--no-baselines")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Wait for some accepted work, then kill -9 the supervisor (and its
 	// embedded lab) mid-flight.
-	ctrl := filepath.Join(data, "runs", "kr", "control.json")
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no progress to kill in 3 minutes:\n%s", stderr.String())
-		}
-		time.Sleep(300 * time.Millisecond)
-		b, err := os.ReadFile(ctrl)
-		if err != nil {
-			continue
-		}
-		var c struct{ Lab, Token string }
-		json.Unmarshal(b, &c)
-		cl, _ := labclient.New(c.Lab, c.Token)
-		info, err := cl.Campaign(context.Background(), "kr")
-		if err != nil {
-			continue
-		}
-		n := 0
-		for _, r := range info.Researchers {
-			n += r.Submissions
-		}
-		if n >= 8 {
-			break
-		}
-	}
+	cmd, _, _ := startRun(t, bin, data, "kr", 8)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -498,31 +467,7 @@ func TestRunOnPostgresLab(t *testing.T) {
 	data := runData(t)
 	bin := buildAar(t)
 	sock := filepath.Join(t.TempDir(), "lab.sock")
-	lab := exec.Command(bin, "lab", "--data", data, "--db", db, "--socket", sock, "--addr", "127.0.0.1:0")
-	out, _ := lab.StdoutPipe()
-	lab.Stderr = os.Stderr
-	if err := lab.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lab.Process.Kill(); lab.Wait() })
-	sc := bufio.NewScanner(out)
-	var admin string
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "aar_") {
-			admin = line
-		}
-		if strings.HasPrefix(line, "lab listening") {
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	if admin == "" {
-		t.Fatal("the lab printed no admin token")
-	}
+	lab, admin, _ := startLabProcess(t, bin, "--data", data, "--db", db, "--socket", sock)
 	script := filepath.Join(t.TempDir(), "turns.jsonl")
 	os.WriteFile(script, []byte(`{"calls": [{"name": "bash", "input": {"command": "aar w2s train --view /data --seed 42 --out p/42.jsonl"}}], "usage": {"input_tokens": 100, "output_tokens": 10}}
 {"calls": [{"name": "submit_predictions", "input": {"files": ["p/42.jsonl"]}}, {"name": "notebook", "input": {"action": "append", "text": "submitted seed 42"}}], "usage": {"input_tokens": 200, "output_tokens": 20}}
@@ -588,4 +533,37 @@ func TestRunBadInput(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "lab.db")); err == nil {
 		t.Error("a refused aar run created a lab")
 	}
+}
+
+// startLabProcess runs `aar lab ARGS --addr 127.0.0.1:0` as a user would and
+// returns it with the admin token and the dashboard's base URL it printed.
+func startLabProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, string) {
+	t.Helper()
+	lab := exec.Command(bin, append(append([]string{"lab"}, args...), "--addr", "127.0.0.1:0")...)
+	out, _ := lab.StdoutPipe()
+	lab.Stderr = os.Stderr
+	if err := lab.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Process.Kill(); lab.Wait() })
+	sc := bufio.NewScanner(out)
+	var admin, base string
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "aar_") {
+			admin = line
+		}
+		if m := regexp.MustCompile(`dashboard: (http://[0-9.:]+)/`).FindStringSubmatch(line); m != nil {
+			base = m[1]
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if admin == "" || base == "" {
+		t.Fatal("the lab did not print its admin token and address")
+	}
+	return lab, admin, base
 }

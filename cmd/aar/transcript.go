@@ -75,19 +75,9 @@ and AAR_TOKEN.`,
 }
 
 func readTranscript(ctx context.Context, cl *labclient.Client, q labclient.TranscriptQuery) ([]labclient.TranscriptEntry, error) {
-	q.Limit = labclient.MaxTranscriptPage
 	var all []labclient.TranscriptEntry
-	for {
-		page, err := cl.Transcript(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page.Events...)
-		if page.Next == nil {
-			return all, nil
-		}
-		q.After = page.Next
-	}
+	err := cl.TranscriptEach(ctx, q, func(e labclient.TranscriptEntry) error { all = append(all, e); return nil })
+	return all, err
 }
 
 // eventLine is a one-line summary of a transcript event.

@@ -60,8 +60,8 @@ func shareFindingTool() Tool {
 				return Output{}, err
 			}
 			sum := sha256.Sum256(append([]byte(env.Researcher+"\x00"), key...))
-			var raw json.RawMessage
-			if _, err := env.Lab.Do(ctx, "POST", "/v1/findings", f, &raw, map[string]string{"Idempotency-Key": "finding-" + hex.EncodeToString(sum[:16])}); err != nil {
+			raw, err := env.Lab.PostFindingIdem(ctx, f, "finding-"+hex.EncodeToString(sum[:16]))
+			if err != nil {
 				return Output{}, err
 			}
 			var got forum.Finding

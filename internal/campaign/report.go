@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/aar-lab/aar/internal/forum"
 	"github.com/aar-lab/aar/internal/labclient"
 )
 
@@ -324,19 +325,7 @@ func campaignResults(ctx context.Context, admin *labclient.Client, id string) ([
 			if f.Type != "result" {
 				continue
 			}
-			var m struct {
-				Released struct {
-					PGR *struct {
-						Mean float64 `json:"mean"`
-					} `json:"pgr_overall"`
-				} `json:"released"`
-				PGR float64 `json:"pgr"`
-			}
-			_ = json.Unmarshal(f.Metrics, &m)
-			r := ResultLine{ID: f.ID, Author: f.Author, Title: f.Title, Family: f.Family, PGR: m.PGR, Submission: f.Submission, Snapshot: f.Snapshot}
-			if m.Released.PGR != nil {
-				r.PGR = m.Released.PGR.Mean
-			}
+			r := ResultLine{ID: f.ID, Author: f.Author, Title: f.Title, Family: f.Family, PGR: forum.ReleasedPGR(f.Metrics), Submission: f.Submission, Snapshot: f.Snapshot}
 			if f.Card != nil {
 				r.Summary = f.Card.Summary
 				var cs []string
@@ -398,26 +387,19 @@ func researcherSpans(ctx context.Context, admin *labclient.Client, id string, in
 	var sp spans
 	var evs []ev
 	for _, r := range info.Researchers {
-		q := labclient.TranscriptQuery{Campaign: id, Researcher: r.Name, Limit: labclient.MaxTranscriptPage}
 		var first, last time.Time
-		for {
-			page, err := admin.Transcript(ctx, q)
-			if err != nil {
-				return nil, spendSeries{}, err
+		err := admin.TranscriptEach(ctx, labclient.TranscriptQuery{Campaign: id, Researcher: r.Name}, func(e labclient.TranscriptEntry) error {
+			if first.IsZero() {
+				first = e.At
 			}
-			for _, e := range page.Events {
-				if first.IsZero() {
-					first = e.At
-				}
-				last = e.At
-				if e.CostUSD > 0 || e.CPUSeconds > 0 {
-					evs = append(evs, ev{e.At, e.CostUSD, e.CPUSeconds})
-				}
+			last = e.At
+			if e.CostUSD > 0 || e.CPUSeconds > 0 {
+				evs = append(evs, ev{e.At, e.CostUSD, e.CPUSeconds})
 			}
-			if page.Next == nil {
-				break
-			}
-			q.After = page.Next
+			return nil
+		})
+		if err != nil {
+			return nil, spendSeries{}, err
 		}
 		if !first.IsZero() {
 			sp = append(sp, [2]time.Time{first, last})

@@ -197,7 +197,7 @@ func (s *Supervisor) postBaselines(ctx context.Context) error {
 		return err
 	}
 	f := map[string]any{"type": "insight", "title": "Baselines: the fixed weak and ceiling figures and the built-in methods", "family": "other", "body": body}
-	if _, err := cl.Do(ctx, "POST", "/v1/findings", f, nil, map[string]string{"Idempotency-Key": "campaign-baselines"}); err != nil {
+	if _, err := cl.PostFindingIdem(ctx, f, "campaign-baselines"); err != nil {
 		return fmt.Errorf("post baselines: %w", err)
 	}
 	return nil

@@ -148,3 +148,22 @@ func NullText(b []byte) any {
 	}
 	return string(b)
 }
+
+// ReleasedPGR reads a result's overall PGR from its metrics: the figure the
+// lab wrote into metrics.released.pgr_overall when it accepted the result,
+// else the researcher's own metrics.pgr (0 when neither is there).
+func ReleasedPGR(metrics json.RawMessage) float64 {
+	var m struct {
+		PGR      float64 `json:"pgr"`
+		Released struct {
+			Overall *struct {
+				Mean float64 `json:"mean"`
+			} `json:"pgr_overall"`
+		} `json:"released"`
+	}
+	_ = json.Unmarshal(metrics, &m)
+	if m.Released.Overall != nil {
+		return m.Released.Overall.Mean
+	}
+	return m.PGR
+}

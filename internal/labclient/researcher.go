@@ -265,3 +265,24 @@ func (c *Client) PublicView(ctx context.Context) (io.ReadCloser, string, error) 
 	}
 	return rc, h.Get("X-Aar-Testbed"), nil
 }
+
+// TranscriptEach pages through a transcript from q.After (nil: the start),
+// calling fn for each event in order, at most MaxTranscriptPage a request.
+func (c *Client) TranscriptEach(ctx context.Context, q TranscriptQuery, fn func(TranscriptEntry) error) error {
+	q.Limit = MaxTranscriptPage
+	for {
+		page, err := c.Transcript(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Events {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if page.Next == nil {
+			return nil
+		}
+		q.After = page.Next
+	}
+}

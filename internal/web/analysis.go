@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"math"
@@ -57,7 +56,7 @@ func (s *Server) analysisPage(w http.ResponseWriter, r *http.Request, v viewer) 
 		if f.Type != "result" || f.Snapshot == "" {
 			continue
 		}
-		row := complexityRow{Finding: f.ID, Title: f.Title, Author: f.Author, Snapshot: f.Snapshot, PGR: releasedMetric(f.Metrics), Lines: -1}
+		row := complexityRow{Finding: f.ID, Title: f.Title, Author: f.Author, Snapshot: f.Snapshot, PGR: forum.ReleasedPGR(f.Metrics), Lines: -1}
 		if log, err := s.lab.SnapshotLog(v.Identity, f.Snapshot); err == nil {
 			parent := ""
 			if len(log) > 1 {
@@ -73,22 +72,6 @@ func (s *Server) analysisPage(w http.ResponseWriter, r *http.Request, v viewer) 
 	}
 	s.render(w, "analysis.html", map[string]any{"V": v, "Campaign": id, "Diversity": rows, "DiversityChart": entropySVG(rows),
 		"Complexity": comp, "ComplexityChart": complexitySVG(comp)})
-}
-
-func releasedMetric(m json.RawMessage) float64 {
-	var x struct {
-		PGR      float64 `json:"pgr"`
-		Released struct {
-			PGR *struct {
-				Mean float64 `json:"mean"`
-			} `json:"pgr_overall"`
-		} `json:"released"`
-	}
-	_ = json.Unmarshal(m, &x)
-	if x.Released.PGR != nil {
-		return x.Released.PGR.Mean
-	}
-	return x.PGR
 }
 
 // changedLines counts the added and removed lines of a unified diff.
