@@ -420,7 +420,7 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	fmt.Fprintf(g.stderr, "\n%s: %s in %s\n", sup.ID(), out.Reason, out.Elapsed.Round(time.Second))
 	if b := rep.Best; b != nil {
 		fmt.Fprintf(g.stderr, "best confirmed method: %s's %s — feedback PGR %s, holdout PGR %s ± %.3f (ID %s, OOD %s)\n",
-			b.Name, b.Submission, fmtPGR(b.Feedback), fmtPGR(b.Holdout), b.HoldoutSE, fmtPGR(b.HoldoutID), fmtPGR(b.HoldoutOOD))
+			b.Name, b.Submission, campaign.FormatPGR(b.Feedback), campaign.FormatPGR(b.Holdout), b.HoldoutSE, campaign.FormatPGR(b.HoldoutID), campaign.FormatPGR(b.HoldoutOOD))
 		for _, m := range []string{"vanilla_w2s", "logconf"} {
 			for _, c := range rep.VsBaselines[m] {
 				if c.Group == "overall" {
@@ -483,13 +483,6 @@ func preparedCache(g *globals) func(string) (*baseline.Prepared, error) {
 		cache[name] = p
 		return p, nil
 	}
-}
-
-func fmtPGR(v *float64) string {
-	if v == nil {
-		return "—"
-	}
-	return fmt.Sprintf("%.3f", *v)
 }
 
 func isTerminal(w io.Writer) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"regexp"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aar-lab/aar/internal/labclient"
 	"github.com/aar-lab/aar/internal/llm"
 )
 
@@ -601,24 +601,12 @@ func tail(s string, n int) string {
 // releasedPGR reads the overall feedback PGR from a submission answer.
 func releasedPGR(text string) (pgr, se float64, id string, ok bool) {
 	var r struct {
-		ID       string `json:"id"`
-		Feedback *struct {
-			Cells []struct {
-				Group string `json:"group"`
-				PGR   *struct {
-					Mean float64 `json:"mean"`
-					SE   float64 `json:"se"`
-				} `json:"pgr"`
-			} `json:"cells"`
-		} `json:"feedback"`
+		ID       string          `json:"id"`
+		Feedback json.RawMessage `json:"feedback"`
 	}
-	if json.Unmarshal([]byte(text), &r) != nil || r.Feedback == nil {
+	if json.Unmarshal([]byte(text), &r) != nil {
 		return 0, 0, "", false
 	}
-	for _, c := range r.Feedback.Cells {
-		if c.Group == "overall" && c.PGR != nil && !math.IsNaN(c.PGR.Mean) {
-			return c.PGR.Mean, c.PGR.SE, r.ID, true
-		}
-	}
-	return 0, 0, r.ID, false
+	pgr, se, ok = labclient.FeedbackPGR(r.Feedback)
+	return pgr, se, r.ID, ok
 }

@@ -280,22 +280,8 @@ func pgrOf(s *labclient.Summary) *float64 {
 
 // releasedOverall reads the overall PGR a feedback answer released.
 func releasedOverall(fb json.RawMessage) *float64 {
-	var f struct {
-		Cells []struct {
-			Group string `json:"group"`
-			PGR   *struct {
-				Mean float64 `json:"mean"`
-			} `json:"pgr"`
-		} `json:"cells"`
-	}
-	if json.Unmarshal(fb, &f) != nil {
-		return nil
-	}
-	for _, c := range f.Cells {
-		if c.Group == "overall" && c.PGR != nil && !math.IsNaN(c.PGR.Mean) {
-			v := c.PGR.Mean
-			return &v
-		}
+	if v, _, ok := labclient.FeedbackPGR(fb); ok {
+		return &v
 	}
 	return nil
 }
@@ -506,7 +492,8 @@ func spendPlot(path string, s spendSeries, start time.Time, dollars bool) error 
 	return p.Save(160*vg.Millimeter, 90*vg.Millimeter, path)
 }
 
-func fmtP(v *float64) string {
+// FormatPGR shows a PGR to three places, or — when there is none.
+func FormatPGR(v *float64) string {
 	if v == nil {
 		return "—"
 	}
@@ -520,12 +507,12 @@ func writeMarkdown(path string, rep *ReportData, info labclient.CampaignInfo) er
 	b.WriteString("## Final leaderboard\n\nEach researcher's best confirmed submission (≥ 5 seeds; without one, its best of any size) by released feedback PGR, with its holdout PGR (admins only; never released to researchers).\n\n")
 	b.WriteString("| researcher | submission | seeds | feedback PGR | holdout PGR | holdout ID | holdout OOD | submissions (flagged) | $ | CPU s |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, l := range rep.Researchers {
-		ho := fmtP(l.Holdout)
+		ho := FormatPGR(l.Holdout)
 		if l.Holdout != nil {
 			ho = fmt.Sprintf("%.3f ± %.3f", *l.Holdout, l.HoldoutSE)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %d (%d) | %.2f | %.0f |\n", l.Name, l.Submission, l.Seeds, fmtP(l.Feedback), ho,
-			fmtP(l.HoldoutID), fmtP(l.HoldoutOOD), l.Count, l.Flags, l.USD, l.CPUSeconds)
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %d (%d) | %.2f | %.0f |\n", l.Name, l.Submission, l.Seeds, FormatPGR(l.Feedback), ho,
+			FormatPGR(l.HoldoutID), FormatPGR(l.HoldoutOOD), l.Count, l.Flags, l.USD, l.CPUSeconds)
 	}
 	if rep.Best != nil && len(rep.VsBaselines) > 0 {
 		fmt.Fprintf(&b, "\n## The best confirmed method against the baselines (holdout)\n\n%s's %s (%d seeds), against each baseline trained on the same seeds; paired bootstrap over holdout rows (2,000 resamples), 95%% interval, `*` = excludes 0.\n\n| baseline | cell | Δ PGR [95%% CI] |\n|---|---|---|\n",

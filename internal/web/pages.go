@@ -11,17 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aar-lab/aar/internal/campaign"
 	"github.com/aar-lab/aar/internal/lab"
 	"github.com/aar-lab/aar/internal/stats"
 )
 
 var funcs = template.FuncMap{
-	"pgr": func(v *float64) string {
-		if v == nil {
-			return "—"
-		}
-		return fmt.Sprintf("%.3f", *v)
-	},
+	"pgr":  campaign.FormatPGR,
 	"usd":  func(v float64) string { return fmt.Sprintf("$%.2f", v) },
 	"secs": func(v float64) string { return fmt.Sprintf("%.1f s", v) },
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
