@@ -360,26 +360,10 @@ func fetchPublicView(ctx context.Context, cl *labclient.Client, root string) (st
 }
 
 func budgetLine(b agent.Budget) string {
-	var parts []string
-	if b.USD > 0 {
-		parts = append(parts, fmt.Sprintf("$%.2f", b.USD))
+	if s := b.String(); s != "" {
+		return s
 	}
-	if b.Tokens > 0 {
-		parts = append(parts, fmt.Sprintf("%d tokens", b.Tokens))
-	}
-	if b.Wall > 0 {
-		parts = append(parts, b.Wall.String())
-	}
-	if b.CPU > 0 {
-		parts = append(parts, b.CPU.String()+" CPU")
-	}
-	if b.ToolCalls > 0 {
-		parts = append(parts, fmt.Sprintf("%d tool calls", b.ToolCalls))
-	}
-	if len(parts) == 0 {
-		return "unbounded"
-	}
-	return strings.Join(parts, ", ")
+	return "unbounded"
 }
 
 // researcherBackend builds the model backend; keys come from the

@@ -250,7 +250,7 @@ func New(ctx context.Context, cfg Config) (*Researcher, error) {
 		tools = append(tools, d.Name+": "+firstSentence(d.Description))
 	}
 	r.system, err = RenderPrompt(tmpl, PromptData{Researcher: cfg.Researcher, Testbed: tb, HasFeatures: feat != nil && feat.ExitCode == 0,
-		Methods: methodNames(), Direction: cfg.Direction, Budget: describeBudget(cfg.Budget), Tools: tools,
+		Methods: methodNames(), Direction: cfg.Direction, Budget: cfg.Budget.String(), Tools: tools,
 		Workflow: cfg.Workflow == "suggested", Sharing: cfg.Sharing})
 	if err != nil {
 		return nil, err

@@ -90,7 +90,9 @@ func methodNames() []string {
 	return out
 }
 
-func describeBudget(b Budget) string {
+// String describes the budget's bounded parts ("" when nothing is
+// bounded).
+func (b Budget) String() string {
 	var parts []string
 	if b.USD > 0 {
 		parts = append(parts, fmt.Sprintf("$%.2f", b.USD))
