@@ -74,8 +74,7 @@ type subRow struct {
 
 func (s *Server) campaignFor(w http.ResponseWriter, r *http.Request, v viewer) (*campaignData, bool) {
 	id := r.PathValue("id")
-	if !v.Admin() && id != v.Campaign {
-		http.Error(w, "not your campaign", http.StatusForbidden)
+	if !campaignAllowed(w, v, id) {
 		return nil, false
 	}
 	info, err := s.lab.CampaignInfoOf(id)
