@@ -6,7 +6,8 @@
 // output), and its destruction. Backends live in subpackages
 // (sandbox/bwrap for the local host). A sandbox never holds labels, the
 // lab's data directory, another sandbox's files or a network route: only
-// the lab's Unix socket.
+// the lab's Unix socket. On request a backend also audits a command (see
+// Audit): what it tried to reach beyond its sandbox, seen from outside it.
 package sandbox
 
 import (
@@ -79,6 +80,11 @@ type ExecRequest struct {
 	Env     []string // KEY=VALUE, added to the sandbox's environment
 	Dir     string   // inside the sandbox (default /workspace)
 	Timeout time.Duration
+	// Audit records what the command tries to reach (see Audit): paths
+	// outside the sandbox, network sockets, privileged operations. The
+	// record comes from the backend watching the command's system calls,
+	// not from anything the command prints.
+	Audit bool
 }
 
 // ExecResult is what a command did.
@@ -93,6 +99,58 @@ type ExecResult struct {
 	// CPU is the user + system CPU time the command and the processes it
 	// waited for used (0 where the backend cannot tell).
 	CPU time.Duration `json:"cpu"`
+	// Audit is what the command tried, when ExecRequest.Audit asked.
+	Audit *Audit `json:"audit,omitempty"`
+}
+
+// AuditCap is how many distinct events each Audit list keeps; the rest are
+// counted in Audit.Dropped.
+const AuditCap = 200
+
+// Audit is what a command tried to reach beyond its sandbox, seen from the
+// sandbox layer (the backend traces the command's system calls from
+// outside it). A command that stays within what its sandbox grants leaves
+// every list empty: see Clean.
+type Audit struct {
+	// OutsidePaths are path lookups (open, stat, exec, readlink, ...)
+	// outside what the sandbox grants, relative paths and ".." resolved
+	// against the caller's working directory; most fail, since the paths
+	// are not in the sandbox.
+	OutsidePaths []AuditEvent `json:"outside_paths"`
+	// Network are sockets other than AF_UNIX and connects (or sends) to
+	// anything but the lab's socket.
+	Network []AuditEvent `json:"network"`
+	// Denied are privileged operations the command tried (mount, new
+	// namespaces, ptrace, chroot, bpf, keyctl, module loading, setuid and
+	// the like) and writes to the sandbox's read-only paths. Result says
+	// whether the sandbox refused them (almost always).
+	Denied []AuditEvent `json:"denied"`
+	// Syscalls counts the traced calls the command and its children made.
+	Syscalls int `json:"syscalls"`
+	// Dropped counts events left out because their list already held
+	// AuditCap distinct entries.
+	Dropped int `json:"dropped,omitempty"`
+	// Unavailable says why the command ran without an audit (e.g. strace
+	// is not installed); empty when the audit ran.
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// AuditEvent is one kind of attempt, deduplicated by (Syscall, Target,
+// Result).
+type AuditEvent struct {
+	Syscall string `json:"syscall"`
+	// Target is the absolute path, address or operation the call aimed at.
+	Target string `json:"target"`
+	// Result is "ok" or the error the call returned (e.g. "ENOENT").
+	Result string `json:"result"`
+	// PID is the first process (as the host numbers it) seen trying.
+	PID   int `json:"pid"`
+	Count int `json:"count"`
+}
+
+// Clean reports whether the audit ran and saw nothing outside the sandbox.
+func (a *Audit) Clean() bool {
+	return a != nil && a.Unavailable == "" && len(a.OutsidePaths) == 0 && len(a.Network) == 0 && len(a.Denied) == 0 && a.Dropped == 0
 }
 
 // Sandbox is a live sandbox.

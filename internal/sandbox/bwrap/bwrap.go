@@ -36,6 +36,9 @@ type Backend struct {
 	Bwrap string
 	// Profiles adds to (or replaces) the built-in cpu profile.
 	Profiles map[string]Profile
+	// Strace is the strace binary audited commands run under (default:
+	// found on PATH); see ExecRequest.Audit and audit.go.
+	Strace string
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
@@ -73,7 +76,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 			return nil, fmt.Errorf("sandbox %s %s: %w", name, p, err)
 		}
 	}
-	s := &box{spec: spec, prof: prof, lim: spec.Limits.WithDefaults(), bwrap: bw, created: time.Now()}
+	s := &box{spec: spec, prof: prof, lim: spec.Limits.WithDefaults(), bwrap: bw, strace: b.Strace, created: time.Now()}
 	s.dir = filepath.Join(b.Root, spec.ID)
 	if _, err := os.Stat(s.dir); err == nil {
 		return nil, fmt.Errorf("sandbox %s exists", spec.ID)
@@ -101,6 +104,7 @@ type box struct {
 	prof    Profile
 	lim     sandbox.Limits
 	bwrap   string
+	strace  string // "" finds it on PATH
 	dir, ws string
 	base    []string // bubblewrap arguments shared by every command
 	mounted bool
@@ -225,6 +229,9 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	script := join + fmt.Sprintf(`ulimit -n %d && ulimit -f %d && ulimit -c 0 && exec "$@"`,
 		s.lim.OpenFiles, max(1, s.lim.FileBytes/512))
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "aar-sandbox"}, argv...)...)
+	// With req.Audit, strace runs the shell above (see audit.go).
+	au := s.startAudit(req, cmd)
+	defer au.close()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Should anything still hold the output pipes once the command is
 	// killed, stop waiting for them rather than hang the worker.
@@ -238,6 +245,7 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sandbox command: %w", err)
 	}
+	au.started()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var werr error
@@ -254,8 +262,11 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	s.cg.killAll()
 	res := &sandbox.ExecResult{Stdout: out.buf.Bytes(), Stderr: errw.buf.Bytes(), StdoutDropped: out.dropped, StderrDropped: errw.dropped,
 		TimedOut: timedOut, Duration: time.Since(start)}
+	res.Audit = au.finish()
 	// CPU time: the cgroup's count where there is one (it sees every
-	// process, reaped or killed), else what wait4 reports.
+	// process, reaped or killed), else what wait4 reports. Under an audit
+	// the cgroup count includes the kernel's work stopping each traced call
+	// but not strace (outside the cgroup); wait4's includes strace too.
 	if cpu1, ok := s.cg.cpuUsage(); ok && cpuOK {
 		res.CPU = max(0, cpu1-cpu0)
 	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
