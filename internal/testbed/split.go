@@ -18,8 +18,10 @@ const (
 )
 
 // assignSplits draws the splits. Rows that show the same item (a
-// comparison pair in both orders) form one unit and always share a split,
-// so a split never holds the mirror of another split's row. Test units are
+// comparison pair in both orders; the candidate answers of one binary
+// question) form one unit and always share a split, so a split never holds
+// the mirror of another split's row, nor a question whose other candidates
+// (and so their most common answer) another split holds. Test units are
 // stratified by (subset, label) (a pair unit by subset alone): in each
 // stratum a share sealed of the units is sealed, and of the rest a share
 // holdout is holdout and the others are feedback. Pool units are stratified
@@ -73,21 +75,31 @@ type unit struct {
 }
 
 // unitKey is what makes rows one unit: for comparison rows the prompt and
-// the unordered pair of answers; otherwise the row itself.
+// the unordered pair of answers; for binary rows the question; otherwise the
+// row itself.
 func unitKey(k Kind, r Row) string {
-	if k != KindComparison {
-		return "id\x00" + r.ID
+	field := func(name string) string {
+		var s string
+		_ = json.Unmarshal(r.Fields[name], &s)
+		return s
 	}
-	var p, a, b string
-	_ = json.Unmarshal(r.Fields["prompt"], &p)
-	_ = json.Unmarshal(r.Fields["first"], &a)
-	_ = json.Unmarshal(r.Fields["second"], &b)
-	if b < a {
-		a, b = b, a
+	switch k {
+	case KindComparison:
+		p, a, b := field("prompt"), field("first"), field("second")
+		if b < a {
+			a, b = b, a
+		}
+		h := sha256.Sum256([]byte(p + "\x00" + a + "\x00" + b))
+		return "pair\x00" + string(h[:])
+	case KindBinary:
+		h := sha256.Sum256([]byte(field("question")))
+		return "question\x00" + string(h[:])
 	}
-	h := sha256.Sum256([]byte(p + "\x00" + a + "\x00" + b))
-	return "pair\x00" + string(h[:])
+	return rowKey(r)
 }
+
+// rowKey is the key of a unit of one row.
+func rowKey(r Row) string { return "id\x00" + r.ID }
 
 // strata groups rows into units and units into strata by (subset, label)
 // (a unit of several rows by subset alone), each stratum's units sorted by
@@ -109,6 +121,11 @@ func strata(k Kind, rows []Row) [][]unit {
 	var keys []string
 	for _, key := range order {
 		u := units[key]
+		if k == KindBinary && len(u.rows) == 1 {
+			// A question asked once is keyed by its row, so testbeds with
+			// one candidate per question draw the splits they always did.
+			u.key = rowKey(u.rows[0])
+		}
 		st := u.rows[0].Subset + "\x00"
 		if len(u.rows) == 1 {
 			st += strconv.Itoa(u.rows[0].Label)

@@ -355,7 +355,7 @@ func (s *Store) ImportSource(source *Source, opts ImportOptions) (*Testbed, erro
 	tb.Splits = assignSplits(m.Kind, test, pool, seed, sealed, DefaultHoldoutFraction)
 	tb.Manifest.Split = &SplitConfig{
 		Seed: seed, SealedFraction: sealed, HoldoutFraction: DefaultHoldoutFraction,
-		StratifiedBy: "subset, label; a comparison pair in both orders is one unit",
+		StratifiedBy: "subset, label; a comparison pair in both orders is one unit, and so are a binary question's candidates",
 	}
 	if test[0].DerivedID {
 		tb.Manifest.Split.DerivedIDsFrom = "sha256 of each row's public fields (ids were not in the files)"
