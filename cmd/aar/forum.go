@@ -385,9 +385,9 @@ func newLeaderboardCmd(g *globals) *cobra.Command {
 			}{{"by researcher (result findings)", board.Researchers}, {"by method family (result findings)", board.Families}, {"best single submissions", board.Submissions}} {
 				fmt.Fprintf(g.stdout, "\n%s:\n", sec.name)
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "RESEARCHER\tFAMILY\tFEEDBACK PGR\tID\tOOD\tFINDING\tSUBMISSION")
+				fmt.Fprintln(tw, "RESEARCHER\tFAMILY\tFEEDBACK PGR\tID\tOOD\tVERIFICATION\tFINDING\tSUBMISSION")
 				for _, r := range sec.rows {
-					fmt.Fprintf(tw, "%v\t%v\t%s\t%s\t%s\t%v\t%v\n", r["researcher"], orDash(r["family"]), pgrCell(r["feedback_pgr"]), pgrCell(r["feedback_pgr_id"]), pgrCell(r["feedback_pgr_ood"]), orDash(r["finding"]), r["submission"])
+					fmt.Fprintf(tw, "%v\t%v\t%s\t%s\t%s\t%v\t%v\t%v\n", r["researcher"], orDash(r["family"]), pgrCell(r["feedback_pgr"]), pgrCell(r["feedback_pgr_id"]), pgrCell(r["feedback_pgr_ood"]), orDash(r["verification"]), orDash(r["finding"]), r["submission"])
 				}
 				tw.Flush()
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/aar-lab/aar/internal/web"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -71,6 +72,11 @@ the admin token once.`,
 				return err
 			}
 			l.SetWeb(dash.Handler())
+			if vf, err := newVerifier(g, l, dir, io.Discard, verifyOpts{seeds: 5}); err == nil {
+				l.SetVerifier(vf.Verify)
+			} else {
+				log.Warn("no verifier: POST /v1/verify will answer 503", "error", err)
+			}
 			return l.Serve(ctx, addr, socket, func(a net.Addr) {
 				fmt.Fprintf(g.stdout, "lab listening on http://%s and unix://%s (dashboard: http://%s/)\n", a, socket, a)
 			})

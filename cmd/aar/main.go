@@ -47,6 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var se silentExit
+	if errors.As(err, &se) {
+		return se.code
+	}
 	code := exitCode(err)
 	fmt.Fprintln(stderr, "aar:", err)
 	if code == exitUsage {
@@ -66,6 +70,11 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// silentExit ends a command with an exit code after it has said why.
+type silentExit struct{ code int }
+
+func (e silentExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 // inputError marks a malformed input file (exit 3).
 type inputError struct{ err error }
@@ -156,7 +165,7 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid input (nothing changed),
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.data, "data", "", "lab data directory (default $AAR_DATA, else $XDG_DATA_HOME/aar or ~/.local/share/aar)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newTestbedCmd(g), newScoreCmd(g), newBaselineCmd(g), newW2SCmd(g), newLedgerCmd(g), newLabCmd(g), newSubmitCmd(g), newSnapshotCmd(g), newForumCmd(g), newLeaderboardCmd(g), newSandboxCmd(g), newResearcherCmd(g), newTranscriptCmd(g), newRunCmd(g), newRunsCmd(g), newVersionCmd(g))
+	root.AddCommand(newTestbedCmd(g), newScoreCmd(g), newBaselineCmd(g), newW2SCmd(g), newLedgerCmd(g), newLabCmd(g), newSubmitCmd(g), newSnapshotCmd(g), newForumCmd(g), newLeaderboardCmd(g), newSandboxCmd(g), newResearcherCmd(g), newTranscriptCmd(g), newRunCmd(g), newRunsCmd(g), newVerifyCmd(g), newVersionCmd(g))
 	markUsage(root)
 	return root
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/aar-lab/aar/internal/score"
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/testbed"
+	"github.com/aar-lab/aar/internal/verify"
 	"github.com/aar-lab/aar/internal/w2s"
 	"github.com/aar-lab/aar/internal/web"
 )
@@ -38,6 +39,7 @@ type runOpts struct {
 	researchers                                                             int
 	budgetUSD, hours                                                        float64
 	undirected, asJSON, noBaselines                                         bool
+	verifyTop                                                               int
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -98,6 +100,7 @@ campaign from another terminal with aar runs.`,
 	f.StringVar(&o.report, "report", "", "where the report goes (default DATA/runs/ID/report)")
 	f.BoolVar(&o.asJSON, "json", false, "stream events as JSON lines instead of the live view")
 	f.BoolVar(&o.noBaselines, "no-baselines", false, "do not post the baselines' results at the start")
+	f.IntVar(&o.verifyTop, "verify-top", 3, "when the campaign ends, verify its K best results (aar verify: replay, sealed re-run, ablation, audit); 0 skips")
 	return c
 }
 
@@ -201,8 +204,10 @@ type embedded struct {
 	admin  string // this session's admin token
 	socket string
 	tcp    net.Addr
-	cancel context.CancelFunc
-	done   chan error
+	// verifier re-runs results (POST /v1/verify, the end of a campaign).
+	verifier *verify.Verifier
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // labAlive reports whether a lab answers on the socket.
@@ -252,8 +257,13 @@ func openEmbedded(ctx context.Context, g *globals, dir, addr, purpose string) (*
 		return nil, err
 	}
 	l.SetWeb(dash.Handler())
+	vf, err := newVerifier(g, l, dir, io.Discard, verifyOpts{seeds: 5})
+	if err != nil {
+		return nil, err
+	}
+	l.SetVerifier(vf.Verify)
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e := &embedded{lab: l, ledger: ledger, forum: fstore, admin: tok, socket: socket, cancel: cancel, done: make(chan error, 1)}
+	e := &embedded{lab: l, ledger: ledger, forum: fstore, admin: tok, socket: socket, cancel: cancel, done: make(chan error, 1), verifier: vf}
 	ready := make(chan net.Addr, 1)
 	go func() { e.done <- l.Serve(sctx, addr, socket, func(a net.Addr) { ready <- a }) }()
 	select {
@@ -402,6 +412,9 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	if reportDir == "" {
 		reportDir = filepath.Join(dir, "runs", sup.ID(), "report")
 	}
+	if o.verifyTop > 0 && ctx.Err() == nil {
+		verifyTop(ctx, g, emb, admin, sup.ID(), o.verifyTop)
+	}
 	var judge campaign.Judge
 	if emb != nil {
 		judge = func(ctx context.Context, sub, method string) ([]campaign.Comparison, error) {
@@ -433,6 +446,59 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	}
 	fmt.Fprintf(g.stderr, "report: %s\n", filepath.Join(reportDir, "report.md"))
 	return nil
+}
+
+// verifyTop verifies the campaign's k best results, in the embedded lab
+// or by asking the remote one.
+func verifyTop(ctx context.Context, g *globals, emb *embedded, admin *labclient.Client, id string, k int) {
+	var subs []string
+	var err error
+	if emb != nil {
+		subs, err = emb.lab.TopResults(ctx, id, k)
+	} else {
+		subs, err = admin.TopResults(ctx, id, k)
+	}
+	if err != nil {
+		fmt.Fprintf(g.stderr, "verify: %v\n", err)
+		return
+	}
+	if len(subs) == 0 {
+		fmt.Fprintln(g.stderr, "no result to verify")
+		return
+	}
+	for i, sub := range subs {
+		fmt.Fprintf(g.stderr, "verifying result %d of %d (%s): replay, sealed re-run, teacher ablation, transfer, sandbox audit …\n", i+1, len(subs), sub)
+		var verdict, sealed string
+		var secs float64
+		if emb != nil {
+			v, err := emb.verifier.Verify(ctx, sub)
+			if err != nil {
+				fmt.Fprintf(g.stderr, "  %s: %v\n", sub, err)
+				continue
+			}
+			verdict, secs = v.Verdict, v.Seconds
+			if v.Sealed != nil {
+				sealed = fmt.Sprintf(", sealed PGR %.3f", v.Sealed.Mean)
+			}
+			for _, f := range v.Flags {
+				verdict += "; " + f.Kind
+			}
+		} else {
+			v, err := admin.Verify(ctx, sub)
+			if err != nil {
+				fmt.Fprintf(g.stderr, "  %s: %v\n", sub, err)
+				continue
+			}
+			verdict, secs = v.Verdict, v.Seconds
+			if v.Sealed != nil {
+				sealed = fmt.Sprintf(", sealed PGR %.3f", v.Sealed.Mean)
+			}
+			for _, f := range v.Flags {
+				verdict += "; " + f.Kind
+			}
+		}
+		fmt.Fprintf(g.stderr, "  %s: %s%s (%.0fs)\n", sub, verdict, sealed, secs)
+	}
 }
 
 // webOptions let the dashboard start campaigns as aar run children.

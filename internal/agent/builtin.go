@@ -533,7 +533,7 @@ func (b *Builtin) report() []llm.Part {
 	if b.vanilla != nil {
 		body += fmt.Sprintf(" Vanilla W2S screened at %.3f on seeds %s.", b.vanilla.pgr, strings.Join(b.screenSeeds, ", "))
 	}
-	body += "\n\nRe-run: `sh runs/" + c.ID + "/../../run.sh` is not needed; the exact commands are in this result's config (`builtin`) and the snapshot's runs/" + c.ID + "/."
+	body += "\n\nRe-run: the snapshot's aar.toml runs methods/" + c.ID + ".sh (`aar verify " + best.subID + "` re-runs it on sealed data); the predictions are in runs/" + c.ID + "/."
 	b.plan = append(b.plan, b.writeNotebook)
 	b.wait = func([]llm.Part) {}
 	return call("", "share_finding", map[string]any{"type": "result", "family": c.Family, "worked": worked,
@@ -542,7 +542,7 @@ func (b *Builtin) report() []llm.Part {
 		"submission": best.subID,
 		"metrics":    map[string]any{"pgr": best.pgr, "pgr_se": best.se, "seeds": best.seeds},
 		"config":     map[string]any{"builtin": c, "commands": c.script(b.confirmSeeds, false)},
-		"card": map[string]any{"summary": c.Why, "pseudocode": c.script([]string{"SEED"}, false),
+		"card": map[string]any{"summary": c.Why, "pseudocode": c.method(),
 			"components": comps, "inputs": inputs}})
 }
 

@@ -69,47 +69,63 @@ func (c cand) describe() string {
 	return strings.Join(parts, ", ")
 }
 
-// script is the shell that trains this candidate for the given seeds
-// (smoke first on the first seed) and writes runs/ID/SEED.jsonl.
+// method is the candidate as a method script following the lab's contract
+// (aar.toml): for the seed in $AAR_SEED it trains on the view at
+// $AAR_DATA and writes $AAR_OUT; intermediate files go to a scratch
+// directory; AAR_SMOKE=1 makes it a smoke run.
+func (c cand) method() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#!/bin/sh\n# %s (built-in researcher candidate %s)\nset -e\n", c.describe(), c.ID)
+	args := []string{"aar", "w2s", "train", "--view", `"$AAR_DATA"`, "--seed", `"$AAR_SEED"`}
+	if c.Method != "" {
+		args = append(args, "--method", c.Method)
+	}
+	if c.Loss != "" {
+		args = append(args, "--loss", c.Loss)
+	}
+	if c.Prep != "" {
+		mode := strings.Fields(c.Prep)
+		b.WriteString("W=$(mktemp -d)\ntrap 'rm -rf \"$W\"' EXIT\n")
+		b.WriteString(`aar w2s weak --view "$AAR_DATA" --seed "$AAR_SEED" --out "$W/weak.jsonl"` + "\n")
+		fmt.Fprintf(&b, "python3 prep.py \"$W/weak.jsonl\" %s \"$W/prep\"\n", strings.Join(mode, " "))
+		if mode[0] == "confpow" {
+			args = append(args, "--weights", `"$W/prep.weights.jsonl"`)
+		} else {
+			args = append(args, "--targets", `"$W/prep.targets.jsonl"`)
+		}
+	}
+	keys := make([]string, 0, len(c.Flags))
+	for k := range c.Flags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--"+k, c.Flags[k])
+	}
+	args = append(args, "--out", `"$AAR_OUT"`, "${AAR_SMOKE:+--smoke}")
+	b.WriteString(strings.Join(args, " ") + "\n")
+	return b.String()
+}
+
+// script is the shell that writes the candidate's method script
+// (methods/ID.sh) and points aar.toml at it, then runs it for the given
+// seeds (a smoke run first on the first seed), writing runs/ID/SEED.jsonl:
+// what is submitted is exactly what the lab's verifier re-runs.
 func (c cand) script(seeds []string, smoke bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "set -e\nmkdir -p runs/%s\n", c.ID)
+	fmt.Fprintf(&b, "set -e\nmkdir -p runs/%s methods\ncat > methods/%s.sh <<'AAR_METHOD'\n%sAAR_METHOD\n", c.ID, c.ID, c.method())
+	fmt.Fprintf(&b, "printf '[method]\\nname = \"%s\"\\ncommand = \"sh methods/%s.sh\"\\n' > aar.toml\n", strings.ReplaceAll(c.describe(), `"`, ""), c.ID)
+	// Each run's output goes to a log; a failure shows its tail and stops
+	// the script (sh has no pipefail, so no pipes).
+	run := func(seed, out, env string) {
+		fmt.Fprintf(&b, "%sAAR_DATA=/data AAR_SEED=%s AAR_OUT=%s sh methods/%s.sh >runs/%s/log 2>&1 || { tail -n 5 runs/%s/log; exit 1; }; tail -n 1 runs/%s/log\n",
+			env, seed, out, c.ID, c.ID, c.ID, c.ID)
+	}
 	for i, s := range seeds {
-		args := []string{"aar", "w2s", "train", "--view", "/data", "--seed", s}
-		if c.Method != "" {
-			args = append(args, "--method", c.Method)
-		}
-		if c.Loss != "" {
-			args = append(args, "--loss", c.Loss)
-		}
-		if c.Prep != "" {
-			mode := strings.Fields(c.Prep)
-			fmt.Fprintf(&b, "aar w2s weak --view /data --seed %s --out runs/%s/weak_%s.jsonl\n", s, c.ID, s)
-			fmt.Fprintf(&b, "python3 prep.py runs/%s/weak_%s.jsonl %s runs/%s/prep_%s\n", c.ID, s, strings.Join(mode, " "), c.ID, s)
-			if mode[0] == "confpow" {
-				args = append(args, "--weights", fmt.Sprintf("runs/%s/prep_%s.weights.jsonl", c.ID, s))
-			} else {
-				args = append(args, "--targets", fmt.Sprintf("runs/%s/prep_%s.targets.jsonl", c.ID, s))
-			}
-		}
-		keys := make([]string, 0, len(c.Flags))
-		for k := range c.Flags {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			args = append(args, "--"+k, c.Flags[k])
-		}
-		// Each step's output goes to a log; a failure shows its tail and
-		// stops the script (sh has no pipefail, so no pipes).
-		run := func(out string) {
-			fmt.Fprintf(&b, "%s --out %s >runs/%s/log 2>&1 || { tail -n 5 runs/%s/log; exit 1; }; tail -n 1 runs/%s/log\n",
-				strings.Join(args, " "), out, c.ID, c.ID, c.ID)
-		}
 		if smoke && i == 0 {
-			run(fmt.Sprintf("runs/%s/smoke.jsonl --smoke", c.ID))
+			run(s, fmt.Sprintf("runs/%s/smoke.jsonl", c.ID), "AAR_SMOKE=1 ")
 		}
-		run(fmt.Sprintf("runs/%s/%s.jsonl", c.ID, s))
+		run(s, fmt.Sprintf("runs/%s/%s.jsonl", c.ID, s), "")
 	}
 	return b.String()
 }

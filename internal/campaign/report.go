@@ -43,11 +43,15 @@ type ReportData struct {
 	Best        *ResearcherLine         `json:"best,omitempty"`
 	VsBaselines map[string][]Comparison `json:"vs_baselines,omitempty"`
 	Results     []ResultLine            `json:"results"`
-	Submissions int                     `json:"submissions"`
-	Flagged     int                     `json:"flagged"`
-	USD         float64                 `json:"usd"`
-	CPUSeconds  float64                 `json:"sandbox_cpu_seconds"`
-	Files       []string                `json:"files"`
+	// Verified ranks the verified results by their sealed re-run's PGR
+	// (fresh seeds, rows no researcher saw), then the flagged and the
+	// unverifiable ones.
+	Verified    []VerifiedLine `json:"verified"`
+	Submissions int            `json:"submissions"`
+	Flagged     int            `json:"flagged"`
+	USD         float64        `json:"usd"`
+	CPUSeconds  float64        `json:"sandbox_cpu_seconds"`
+	Files       []string       `json:"files"`
 }
 
 // ResearcherLine is a researcher's best submission (by released feedback
@@ -79,6 +83,55 @@ type ResultLine struct {
 	Snapshot   string  `json:"snapshot"`
 	Summary    string  `json:"card_summary"`
 	Components string  `json:"components"`
+}
+
+// VerifiedLine is a verified (or flagged) submission.
+type VerifiedLine struct {
+	Submission string                 `json:"submission"`
+	Researcher string                 `json:"researcher"`
+	Verdict    string                 `json:"verdict"`
+	Sealed     *float64               `json:"sealed_pgr"`
+	SealedLo   *float64               `json:"sealed_pgr_lo,omitempty"`
+	SealedHi   *float64               `json:"sealed_pgr_hi,omitempty"`
+	Claimed    *float64               `json:"claimed_pgr,omitempty"`
+	Flags      []labclient.VerifyFlag `json:"flags,omitempty"`
+	Labels     []string               `json:"labels,omitempty"`
+}
+
+// verifiedLines ranks a campaign's verifications: verified by sealed PGR,
+// then flagged, then unverifiable.
+func verifiedLines(subs []labclient.SubmissionInfo) []VerifiedLine {
+	var out []VerifiedLine
+	for _, s := range subs {
+		v := s.Verify
+		if v == nil {
+			continue
+		}
+		l := VerifiedLine{Submission: s.ID, Researcher: s.Researcher, Verdict: v.Verdict, SealedLo: v.SealedLo, SealedHi: v.SealedHi, Claimed: v.Claimed, Flags: v.Flags, Labels: v.Labels}
+		if v.Sealed != nil {
+			m := v.Sealed.Mean
+			l.Sealed = &m
+		}
+		out = append(out, l)
+	}
+	rank := map[string]int{"verified": 0, "flagged": 1}
+	order := func(v string) int {
+		if r, ok := rank[v]; ok {
+			return r
+		}
+		return 2
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if order(a.Verdict) != order(b.Verdict) {
+			return order(a.Verdict) < order(b.Verdict)
+		}
+		if (a.Sealed == nil) != (b.Sealed == nil) {
+			return a.Sealed != nil
+		}
+		return a.Sealed != nil && *a.Sealed > *b.Sealed
+	})
+	return out
 }
 
 type point struct {
@@ -187,6 +240,7 @@ func Report(ctx context.Context, admin *labclient.Client, id, dir string, judge 
 		return nil, err
 	}
 	rep.Results = results
+	rep.Verified = verifiedLines(subs)
 
 	// The best confirmed method against the baselines, where labels allow.
 	if judge != nil && rep.Best != nil {
@@ -525,6 +579,24 @@ func writeMarkdown(path string, rep *ReportData, info labclient.CampaignInfo) er
 				}
 				fmt.Fprintf(&b, "| %s | %s | %+.3f [%+.3f, %+.3f]%s |\n", m, c.Group, c.Estimate, c.Lo, c.Hi, star)
 			}
+		}
+	}
+	b.WriteString("\n## Verified results, ranked by sealed PGR\n\n")
+	if len(rep.Verified) == 0 {
+		b.WriteString("No result was verified (aar verify SUBMISSION re-runs one).\n")
+	} else {
+		b.WriteString("Each method re-run from its snapshot by `aar verify`: its claimed seeds replayed, then fresh seeds on the sealed partition (rows no researcher saw, lab-made weak labels); 95% bootstrap interval over rows and seeds. Flagged results are held for review.\n\n| submission | researcher | verdict | sealed PGR [95% CI] | claimed feedback PGR | flags and labels |\n|---|---|---|---|---|---|\n")
+		for _, v := range rep.Verified {
+			sealed := FormatPGR(v.Sealed)
+			if v.Sealed != nil && v.SealedLo != nil && v.SealedHi != nil {
+				sealed = fmt.Sprintf("%.3f [%.3f, %.3f]", *v.Sealed, *v.SealedLo, *v.SealedHi)
+			}
+			var notes []string
+			for _, f := range v.Flags {
+				notes = append(notes, "**"+f.Kind+"**: "+strings.ReplaceAll(f.Reason, "|", "/"))
+			}
+			notes = append(notes, v.Labels...)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", v.Submission, v.Researcher, v.Verdict, sealed, FormatPGR(v.Claimed), strings.Join(notes, "; "))
 		}
 	}
 	b.WriteString("\n## Results posted, with their method cards\n\n")

@@ -25,6 +25,9 @@ type BoardEntry struct {
 	FeedbackID  *stats.Summary `json:"feedback_pgr_id,omitempty"`
 	FeedbackOOD *stats.Summary `json:"feedback_pgr_ood,omitempty"`
 	Withheld    bool           `json:"withheld,omitempty"`
+	// Verification marks the entry verified, flagged, unverifiable or
+	// unverified (never re-run).
+	Verification string `json:"verification"`
 	// Gap is feedback − holdout PGR (admin only).
 	Gap *float64 `json:"feedback_minus_holdout,omitempty"`
 	// Admin only:
@@ -32,6 +35,10 @@ type BoardEntry struct {
 	Sealed  *stats.Summary `json:"sealed_pgr,omitempty"`
 	Flags   []score.Flag   `json:"flags,omitempty"`
 	Review  string         `json:"review,omitempty"`
+	// VerifiedSealed is the verification's sealed re-run PGR (fresh seeds)
+	// and VerifyFlags its cheat flags (admin only).
+	VerifiedSealed *stats.Summary `json:"verified_sealed_pgr,omitempty"`
+	VerifyFlags    []VerifyFlag   `json:"verify_flags,omitempty"`
 }
 
 // Board is a campaign's leaderboard.
@@ -118,11 +125,12 @@ func (l *Lab) entryFor(id *Identity, subID string) (BoardEntry, bool) {
 	admin := id.Role == RoleAdmin
 	l.mu.Lock()
 	s := l.submissions[subID]
+	mark, v := l.verifyMarkLocked(subID)
 	l.mu.Unlock()
 	if s == nil || s.Review == "disqualified" {
 		return BoardEntry{}, false
 	}
-	withheld := len(s.Flags) > 0 && s.Review != "cleared"
+	withheld := (len(s.Flags) > 0 || mark == VerdictFlagged) && s.Review != "cleared"
 	if withheld && !admin {
 		return BoardEntry{}, false
 	}
@@ -130,7 +138,7 @@ func (l *Lab) entryFor(id *Identity, subID string) (BoardEntry, bool) {
 	if fb == nil {
 		return BoardEntry{}, false
 	}
-	e := BoardEntry{Researcher: s.Researcher, Submission: s.ID, Feedback: fb}
+	e := BoardEntry{Researcher: s.Researcher, Submission: s.ID, Feedback: fb, Verification: mark}
 	if s.Feedback != nil {
 		for _, c := range s.Feedback.Cells {
 			switch c.Group {
@@ -143,6 +151,9 @@ func (l *Lab) entryFor(id *Identity, subID string) (BoardEntry, bool) {
 	}
 	if admin {
 		e.Flags, e.Review, e.Withheld = s.Flags, s.Review, withheld
+		if v != nil {
+			e.VerifiedSealed, e.VerifyFlags = v.Sealed, v.Flags
+		}
 		if c := s.Report.Cell(testbed.SplitHoldout, testbed.GroupOverall); c != nil {
 			e.Holdout = c.PGR
 			if c.PGR != nil {
@@ -211,8 +222,11 @@ func (l *Lab) GetSubmission(id *Identity, subID string) (any, error) {
 	if id.Role == RoleAdmin {
 		return s, nil
 	}
+	l.mu.Lock()
+	mark, _ := l.verifyMarkLocked(s.ID)
+	l.mu.Unlock()
 	return map[string]any{"id": s.ID, "at": s.At, "seeds": s.Seeds, "snapshot": s.Snapshot, "note": s.Note,
-		"feedback": s.Feedback, "withheld_from_leaderboard": len(s.Flags) > 0 && s.Review != "cleared"}, nil
+		"feedback": s.Feedback, "verification": mark, "withheld_from_leaderboard": (len(s.Flags) > 0 || mark == VerdictFlagged) && s.Review != "cleared"}, nil
 }
 
 // Review records an admin's decision on a flagged submission: "cleared"

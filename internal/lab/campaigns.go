@@ -184,6 +184,32 @@ type SubmissionInfo struct {
 	Flags      []score.Flag    `json:"flags"`
 	Feedback   *score.Feedback `json:"feedback"`
 	Cells      []CellInfo      `json:"cells"`
+	// Verification is the board mark (verified, flagged, unverifiable,
+	// unverified); Verify the latest verification's summary, if any.
+	Verification string       `json:"verification"`
+	Verify       *VerifyBrief `json:"verify,omitempty"`
+}
+
+// VerifyBrief is a verification as a submission list shows it.
+type VerifyBrief struct {
+	ID       string         `json:"id"`
+	Verdict  string         `json:"verdict"`
+	Flags    []VerifyFlag   `json:"flags,omitempty"`
+	Labels   []string       `json:"labels,omitempty"`
+	Sealed   *stats.Summary `json:"sealed_pgr,omitempty"`
+	SealedLo *float64       `json:"sealed_pgr_lo,omitempty"`
+	SealedHi *float64       `json:"sealed_pgr_hi,omitempty"`
+	Claimed  *float64       `json:"claimed_pgr,omitempty"`
+	Summary  []string       `json:"summary,omitempty"` // one line per check
+}
+
+// Brief summarises v.
+func (v *Verification) Brief() *VerifyBrief {
+	b := &VerifyBrief{ID: v.ID, Verdict: v.Verdict, Flags: v.Flags, Labels: v.Labels, Sealed: v.Sealed, SealedLo: v.SealedLo, SealedHi: v.SealedHi, Claimed: v.Claimed}
+	for _, c := range v.Checks {
+		b.Summary = append(b.Summary, c.Check+" ("+c.Status+"): "+c.Summary)
+	}
+	return b
 }
 
 // CellInfo is one cell of a submission's full report (feedback, holdout
@@ -217,6 +243,11 @@ func (l *Lab) CampaignSubmissions(campaign string) ([]SubmissionInfo, error) {
 			Note: s.Note, Review: s.Review, Flags: s.Flags, Feedback: s.Feedback, Cells: []CellInfo{}}
 		if si.Flags == nil {
 			si.Flags = []score.Flag{}
+		}
+		mark, v := l.verifyMarkLocked(s.ID)
+		si.Verification = mark
+		if v != nil {
+			si.Verify = v.Brief()
 		}
 		if s.Report != nil {
 			for _, c := range s.Report.Cells {

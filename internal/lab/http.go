@@ -81,6 +81,27 @@ func (l *Lab) Routes() []Route {
 			return map[string]bool{"revoked": true}, l.RevokeToken(r.Context(), r.PathValue("hash"))
 		}, ""},
 		{"POST", "/v1/reviews", RoleAdmin, "clear or disqualify a flagged submission {submission, decision, note}", l.handleReview, ""},
+		{"POST", "/v1/verify", RoleAdmin, "re-run a submission's (or snapshot's) method in fresh sandboxes and check it {subject}; answers the verification", l.handleVerify, ""},
+		{"GET", "/v1/campaigns/{id}/top-results", RoleAdmin, "the submissions of the campaign's k best result findings by feedback PGR (?k=3), the ones verified when it ends", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+			k, _ := strconv.Atoi(r.URL.Query().Get("k"))
+			if k <= 0 {
+				k = 3
+			}
+			subs, err := l.TopResults(r.Context(), r.PathValue("id"), min(k, 100))
+			if subs == nil {
+				subs = []string{}
+			}
+			return map[string]any{"submissions": subs}, err
+		}, ""},
+		{"GET", "/v1/verifications", RoleAdmin, "the latest verification of each submission and snapshot (?campaign=ID), newest first", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+			return l.Verifications(r.URL.Query().Get("campaign")), nil
+		}, ""},
+		{"GET", "/v1/verifications/{id}", RoleAdmin, "a submission's or snapshot's latest verification", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
+			if v := l.VerificationOf(r.PathValue("id")); v != nil {
+				return v, nil
+			}
+			return nil, publicErr(404, "not_found", "no verification of "+r.PathValue("id")+": run aar verify "+r.PathValue("id"))
+		}, ""},
 		{"GET", "/v1/ledger/head", RoleAdmin, "the ledger head", func(w http.ResponseWriter, r *http.Request, _ *Identity) (any, error) {
 			return map[string]string{"head": l.Head(r.Context())}, nil
 		}, ""},

@@ -99,6 +99,9 @@ type Lab struct {
 	findingIdem map[string]findingIdem      // campaign\x00author\x00key → the finding it made
 	snapTrees   map[string]string           // campaign\x00author\x00parent\x00tree → first snapshot id
 	replaying   bool                        // replay counts quotas; live submissions count them before scoring
+	// verifications: submission or snapshot id → its latest verification.
+	verifications map[string]*Verification
+	verifier      Verifier
 }
 
 // Identity is who a token speaks for.
@@ -204,6 +207,7 @@ func New(ctx context.Context, cfg Config) (*Lab, string, error) {
 		loaded: map[string]*testbed.Testbed{}, submitLocks: map[string]*sync.Mutex{},
 		transcripts: map[string]*transcriptLog{}, notebooks: map[string][]NotebookEntry{},
 		control: map[string]*campaignControl{}, findingIdem: map[string]findingIdem{}, snapTrees: map[string]string{},
+		verifications: map[string]*Verification{},
 	}
 	if err := l.replay(ctx); err != nil {
 		return nil, "", err
@@ -468,6 +472,8 @@ func (l *Lab) applyLocked(e store.Event) {
 		l.applyControlLocked(e)
 	case evFinding:
 		l.applyFindingLocked(e)
+	case evVerifyDone:
+		l.applyVerificationLocked(e)
 	}
 }
 

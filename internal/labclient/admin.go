@@ -144,6 +144,94 @@ type SubmissionInfo struct {
 	Flags      json.RawMessage `json:"flags"`
 	Feedback   json.RawMessage `json:"feedback"`
 	Cells      []CellInfo      `json:"cells"`
+	// Verification is the board mark: verified, flagged, unverifiable or
+	// unverified; Verify the latest verification's summary.
+	Verification string       `json:"verification"`
+	Verify       *VerifyBrief `json:"verify,omitempty"`
+}
+
+// VerifyFlag is a cheat flag a verification check raised.
+type VerifyFlag struct {
+	Kind   string `json:"kind"`
+	Check  string `json:"check"`
+	Reason string `json:"reason"`
+}
+
+// VerifyBrief is a verification as a submission list shows it.
+type VerifyBrief struct {
+	ID       string       `json:"id"`
+	Verdict  string       `json:"verdict"`
+	Flags    []VerifyFlag `json:"flags,omitempty"`
+	Labels   []string     `json:"labels,omitempty"`
+	Sealed   *Summary     `json:"sealed_pgr,omitempty"`
+	SealedLo *float64     `json:"sealed_pgr_lo,omitempty"`
+	SealedHi *float64     `json:"sealed_pgr_hi,omitempty"`
+	Claimed  *float64     `json:"claimed_pgr,omitempty"`
+	Summary  []string     `json:"summary,omitempty"`
+}
+
+// VerifyCheck is one check of a verification.
+type VerifyCheck struct {
+	Check   string         `json:"check"`
+	Status  string         `json:"status"`
+	Summary string         `json:"summary"`
+	Figures map[string]any `json:"figures,omitempty"`
+	Flags   []VerifyFlag   `json:"flags,omitempty"`
+	Labels  []string       `json:"labels,omitempty"`
+	Seconds float64        `json:"seconds"`
+}
+
+// Verification is a finished verification (POST /v1/verify).
+type Verification struct {
+	ID         string        `json:"id"`
+	Subject    string        `json:"subject"`
+	Submission string        `json:"submission,omitempty"`
+	Snapshot   string        `json:"snapshot,omitempty"`
+	Campaign   string        `json:"campaign"`
+	Researcher string        `json:"researcher,omitempty"`
+	Testbed    string        `json:"testbed"`
+	Method     string        `json:"method,omitempty"`
+	Verdict    string        `json:"verdict"`
+	Flags      []VerifyFlag  `json:"flags,omitempty"`
+	Labels     []string      `json:"labels,omitempty"`
+	Sealed     *Summary      `json:"sealed_pgr,omitempty"`
+	SealedLo   *float64      `json:"sealed_pgr_lo,omitempty"`
+	SealedHi   *float64      `json:"sealed_pgr_hi,omitempty"`
+	Claimed    *float64      `json:"claimed_pgr,omitempty"`
+	Checks     []VerifyCheck `json:"checks"`
+	Seconds    float64       `json:"seconds"`
+}
+
+// Verify asks the lab to re-run and check a submission's (or snapshot's)
+// method (admin); it waits as long as ctx allows, not the client's usual
+// two minutes.
+func (c *Client) Verify(ctx context.Context, subject string) (*Verification, error) {
+	long := *c
+	hc := *c.http
+	hc.Timeout = 0
+	long.http = &hc
+	var v Verification
+	if _, err := long.Do(ctx, "POST", "/v1/verify", map[string]string{"subject": subject}, &v, nil); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// TopResults are a campaign's k best result findings' submissions by
+// feedback PGR (admin), the ones verified when it ends.
+func (c *Client) TopResults(ctx context.Context, campaign string, k int) ([]string, error) {
+	var out struct {
+		Submissions []string `json:"submissions"`
+	}
+	_, err := c.Do(ctx, "GET", "/v1/campaigns/"+url.PathEscape(campaign)+"/top-results?k="+strconv.Itoa(k), nil, &out, nil)
+	return out.Submissions, err
+}
+
+// Verifications lists a campaign's latest verifications (admin).
+func (c *Client) Verifications(ctx context.Context, campaign string) ([]Verification, error) {
+	var out []Verification
+	_, err := c.Do(ctx, "GET", "/v1/verifications?campaign="+url.QueryEscape(campaign), nil, &out, nil)
+	return out, err
 }
 
 // CreateCampaign creates a campaign (admin). The spec is sent as given

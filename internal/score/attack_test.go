@@ -282,4 +282,48 @@ func TestLabelExtractionAttacks(t *testing.T) {
 	if first < 0 || first > 2 {
 		t.Errorf("the single flipper was first flagged at query %d, want by the third (index 2)", first)
 	}
+
+	// Group testing (16-row groups, over the near-duplicate limit) is
+	// flagged by its fourth query (base + three groups).
+	_, queries = groupTesting(ids, defaultOracle(t, tb), 8, nil)
+	var dg Detector
+	first = -1
+	for i, p := range queries {
+		for _, f := range dg.Check(tb, "c", "mallory", fmt.Sprint("g", i), Predictions{Seed: "q", Labels: p}) {
+			if f.Kind == FlagNearDuplicate {
+				t.Fatalf("16-row groups are over the near-duplicate limit; query %d got %v", i, f)
+			}
+			if f.Kind == FlagGroupProbe && first < 0 {
+				first = i
+			}
+		}
+	}
+	t.Logf("group testing is first flagged on query %d (0-based)", first)
+	if first < 0 || first > 3 {
+		t.Errorf("group testing was first flagged at query %d, want by the fourth (index 3)", first)
+	}
+
+	// Honest variants do not look like group tests: re-runs that each
+	// change 20–38 of the 200 most uncertain rows of a base, at random.
+	rng := rand.New(rand.NewPCG(9, 9))
+	var dh Detector
+	base := map[string]int{}
+	for _, id := range ids {
+		base[id] = rng.IntN(2)
+	}
+	uncertain := ids[:200]
+	for i := range 40 {
+		p := with(base)
+		for _, j := range rng.Perm(len(uncertain))[:20+rng.IntN(19)] {
+			p[uncertain[j]] = 1 - p[uncertain[j]]
+		}
+		if i == 0 {
+			p = base
+		}
+		for _, f := range dh.Check(tb, "c", "honest", fmt.Sprint("h", i), Predictions{Seed: "q", Labels: p}) {
+			if f.Kind == FlagGroupProbe || f.Kind == FlagNearDuplicate {
+				t.Errorf("honest variant %d flagged: %v", i, f)
+			}
+		}
+	}
 }

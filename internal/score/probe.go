@@ -19,6 +19,21 @@ const (
 	FlagWalk          = "walks_rows"
 	FlagConstant      = "constant"
 	FlagTrivial       = "trivial_strategy"
+	FlagGroupProbe    = "group_probe"
+)
+
+// GroupProbeRows is the largest difference (in rows) from an earlier
+// submission of the same researcher that the group-testing check looks at:
+// max(8, 2% of rows).
+func GroupProbeRows(n int) int {
+	return max(8, int(math.Floor(0.02*float64(n))))
+}
+
+// ownHistory is how many of a researcher's own submissions the group-testing
+// check keeps, and groupSets how many difference sets per base.
+const (
+	ownHistory = 64
+	groupSets  = 32
 )
 
 // Flag says why a submission looks like a probe of the scorer rather than a
@@ -49,6 +64,10 @@ type Detector struct {
 }
 
 type campaignIndex struct {
+	// own is each researcher's recent submissions, oldest first, and sets
+	// the small difference sets (row positions) found against each.
+	own     map[string][]*probeEntry
+	sets    map[*probeEntry][][]int
 	entries []*probeEntry            // ring of the window, oldest first
 	bands   map[uint64][]*probeEntry // band hash → entries
 	streak  map[string]int           // researcher → consecutive near-duplicates
@@ -127,12 +146,93 @@ func (d *Detector) Check(tb *testbed.Testbed, campaign, researcher, id string, p
 	} else {
 		ci.streak[researcher] = 0
 	}
+	if f, ok := ci.groupProbe(researcher, e); ok {
+		flags = append(flags, f)
+	}
 	ci.add(e, d.Window)
 	return flags
 }
 
+// groupProbe looks for group testing: a researcher's submissions that each
+// change a small set of rows of one earlier submission (the base), where the
+// sets are disjoint and of one size (testing groups) or nested (bisecting a
+// group). Honest re-runs and variants change overlapping, unevenly sized
+// sets of the uncertain rows; three structured sets against one base are a
+// probe. Near-duplicates (a few rows) are the other check's.
+func (ci *campaignIndex) groupProbe(researcher string, e *probeEntry) (Flag, bool) {
+	limit := GroupProbeRows(len(e.preds))
+	var found Flag
+	ok := false
+	for _, base := range ci.own[researcher] {
+		if hamming(base.preds, e.preds, limit+1) > limit {
+			continue
+		}
+		var set []int
+		for i := range e.preds {
+			if e.preds[i] != base.preds[i] {
+				set = append(set, i)
+			}
+		}
+		if len(set) == 0 {
+			continue
+		}
+		structured := 0
+		for _, prev := range ci.sets[base] {
+			if disjoint(prev, set) && len(prev) == len(set) || subset(prev, set) || subset(set, prev) {
+				structured++
+			}
+		}
+		if structured >= 2 && !ok {
+			found, ok = Flag{Kind: FlagGroupProbe, Of: base.id,
+				Reason: fmt.Sprintf("changes %d rows of submission %s, the %d-th such change whose rows are disjoint from or nested in the others': rows are being tested in groups", len(set), base.id, structured+1)}, true
+		}
+		if len(ci.sets[base]) < groupSets {
+			ci.sets[base] = append(ci.sets[base], set)
+		}
+	}
+	own := append(ci.own[researcher], e)
+	if len(own) > ownHistory {
+		delete(ci.sets, own[0])
+		own = own[1:]
+	}
+	ci.own[researcher] = own
+	return found, ok
+}
+
+// disjoint and subset work on sorted row positions.
+func disjoint(a, b []int) bool {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] == b[j]:
+			return false
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	return true
+}
+
+func subset(a, b []int) bool {
+	if len(a) > len(b) {
+		return false
+	}
+	j := 0
+	for _, x := range a {
+		for j < len(b) && b[j] < x {
+			j++
+		}
+		if j == len(b) || b[j] != x {
+			return false
+		}
+	}
+	return true
+}
+
 func newCampaignIndex(campaign string, n, bands, bandRows int) *campaignIndex {
-	ci := &campaignIndex{bands: map[uint64][]*probeEntry{}, streak: map[string]int{}}
+	ci := &campaignIndex{bands: map[uint64][]*probeEntry{}, streak: map[string]int{}, own: map[string][]*probeEntry{}, sets: map[*probeEntry][][]int{}}
 	h := fnv.New64a()
 	h.Write([]byte(campaign))
 	rng := rand.New(rand.NewPCG(h.Sum64(), 0x70726f6265)) // "probe"

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strings"
@@ -22,6 +23,22 @@ type reviewItem struct {
 	Reasons    []string
 	Top        bool
 	Unreviewed bool
+	// Verify is the latest verification (nil: never verified);
+	// Verifying says one is running now.
+	Verify    *lab.VerifyBrief
+	Verifying bool
+}
+
+// verifyReasons are a verification's cheat flags as review reasons.
+func verifyReasons(b *lab.VerifyBrief) []string {
+	if b == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range b.Flags {
+		out = append(out, "verification · "+f.Kind+" ("+f.Check+"): "+f.Reason)
+	}
+	return out
 }
 
 // queue is the flagged submissions not yet reviewed, then the top results
@@ -51,11 +68,13 @@ func (s *Server) queue(r *http.Request, v viewer, campaign string) ([]reviewItem
 	var flagged, top []reviewItem
 	for _, sub := range subs {
 		it := reviewItem{subRow: subRow{SubmissionInfo: sub, Released: releasedOverall(sub)}, Campaign: campaign}
-		it.Flagged = len(sub.Flags) > 0
+		it.Flagged = len(sub.Flags) > 0 || sub.Verification == lab.VerdictFlagged
 		it.Unreviewed = sub.Review == ""
 		for _, f := range sub.Flags {
 			it.Reasons = append(it.Reasons, flagText(f))
 		}
+		it.Verify = sub.Verify
+		it.Reasons = append(it.Reasons, verifyReasons(sub.Verify)...)
 		switch {
 		case it.Flagged && it.Unreviewed:
 			flagged = append(flagged, it)
@@ -119,11 +138,12 @@ func (s *Server) reviewItemPage(w http.ResponseWriter, r *http.Request, v viewer
 	var it *reviewItem
 	for _, sub := range subs {
 		if sub.ID == subID {
-			it = &reviewItem{subRow: subRow{SubmissionInfo: sub, Released: releasedOverall(sub), Flagged: len(sub.Flags) > 0}, Campaign: id,
-				Finding: results[sub.ID], Checklist: lab.ReviewChecklist}
+			it = &reviewItem{subRow: subRow{SubmissionInfo: sub, Released: releasedOverall(sub), Flagged: len(sub.Flags) > 0 || sub.Verification == lab.VerdictFlagged}, Campaign: id,
+				Finding: results[sub.ID], Checklist: lab.ReviewChecklist, Verify: sub.Verify, Verifying: s.verifying(sub.ID)}
 			for _, f := range sub.Flags {
 				it.Reasons = append(it.Reasons, flagText(f))
 			}
+			it.Reasons = append(it.Reasons, verifyReasons(sub.Verify)...)
 			for _, c := range sub.Cells {
 				if c.Split == "holdout" && c.Group == "overall" && c.PGR != nil {
 					m := c.PGR.Mean
@@ -187,4 +207,48 @@ func (s *Server) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	http.Redirect(w, r, "/campaigns/"+id+"/review", http.StatusSeeOther)
+}
+
+// verifying says whether a verification of sub started here is running.
+func (s *Server) verifying(sub string) bool {
+	s.verifyMu.Lock()
+	defer s.verifyMu.Unlock()
+	return s.running[sub]
+}
+
+// verifyNow starts a verification of the submission in the background
+// (the lab's verifier re-runs it in fresh sandboxes; minutes) and returns
+// to the item page, which shows it running until it lands in the ledger.
+func (s *Server) verifyNow(w http.ResponseWriter, r *http.Request, v viewer) {
+	if !v.Admin() {
+		http.Error(w, "verification is for admins", http.StatusForbidden)
+		return
+	}
+	id, subID := r.PathValue("id"), r.PathValue("sub")
+	if !s.lab.CanVerify() {
+		http.Error(w, "this lab has no verifier (no sandbox backend): run aar verify "+subID+" on the lab's machine", http.StatusServiceUnavailable)
+		return
+	}
+	if _, err := s.lab.ResolveVerifySubject(subID); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.verifyMu.Lock()
+	if s.running == nil {
+		s.running = map[string]bool{}
+	}
+	busy := s.running[subID]
+	s.running[subID] = true
+	s.verifyMu.Unlock()
+	if !busy {
+		go func() {
+			defer func() {
+				s.verifyMu.Lock()
+				delete(s.running, subID)
+				s.verifyMu.Unlock()
+			}()
+			_, _ = s.lab.VerifyNow(context.WithoutCancel(r.Context()), subID)
+		}()
+	}
+	http.Redirect(w, r, "/campaigns/"+id+"/review/"+subID, http.StatusSeeOther)
 }

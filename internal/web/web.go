@@ -38,6 +38,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+
+	verifyMu sync.Mutex
+	running  map[string]bool // submissions being verified from the review page
 }
 
 // session is a logged-in browser: the token it logged in with (checked
@@ -84,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /campaigns/{id}/review", s.auth(s.review))
 	mux.HandleFunc("GET /campaigns/{id}/review/{sub}", s.auth(s.reviewItemPage))
 	mux.HandleFunc("POST /campaigns/{id}/review/{sub}", s.auth(s.verdict))
+	mux.HandleFunc("POST /campaigns/{id}/review/{sub}/verify", s.auth(s.verifyNow))
 	return securityHeaders(mux)
 }
 
