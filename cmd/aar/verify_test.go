@@ -112,6 +112,12 @@ type corpusEnv struct {
 
 func newCorpusEnv(t *testing.T) *corpusEnv {
 	t.Helper()
+	return newVerifyEnv(t, builtin.VerifyTestbed)
+}
+
+// newVerifyEnv is a lab with one installed built-in testbed and a verifier.
+func newVerifyEnv(t *testing.T, name string) *corpusEnv {
+	t.Helper()
 	needSandbox(t)
 	for _, p := range []string{"strace", "python3"} {
 		if _, err := exec.LookPath(p); err != nil {
@@ -122,11 +128,11 @@ func newCorpusEnv(t *testing.T) *corpusEnv {
 	data := t.TempDir()
 	tbs, _ := filepath.Abs(filepath.Join("..", "..", "testbeds"))
 	t.Setenv("AAR_TESTBEDS", tbs)
-	if code, _, errs := aar(t, data, "testbed", "install", builtin.VerifyTestbed); code != exitOK {
+	if code, _, errs := aar(t, data, "testbed", "install", name); code != exitOK {
 		t.Fatalf("install: %s", errs)
 	}
 	l, admin := newLab(t, data)
-	tb, err := l.TestbedByName(builtin.VerifyTestbed)
+	tb, err := l.TestbedByName(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +158,7 @@ func newCorpusEnv(t *testing.T) *corpusEnv {
 func (e *corpusEnv) researcher(t *testing.T, name string) *lab.Identity {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := e.lab.CreateCampaign(ctx, lab.Campaign{ID: "hc-" + name, Testbed: builtin.VerifyTestbed}); err != nil {
+	if _, err := e.lab.CreateCampaign(ctx, lab.Campaign{ID: "hc-" + name, Testbed: e.tb.Manifest.Name}); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := e.lab.CreateToken(ctx, name, "hc-"+name)
@@ -591,4 +597,74 @@ func TestVerifyCLI(t *testing.T) {
 	if after != before {
 		t.Errorf("a refused verify recorded a verification")
 	}
+}
+
+// TestVerifyBuiltinBaselines (make verify-baselines; skipped unless
+// AAR_VERIFY_BASELINES names testbeds, e.g. "metamath,reviews") verifies
+// every built-in baseline on each testbed: replay, sealed PGR against
+// holdout PGR, verify time; it writes a markdown table to
+// $AAR_VERIFY_OUT (default docs/verify/baselines.md).
+func TestVerifyBuiltinBaselines(t *testing.T) {
+	names := os.Getenv("AAR_VERIFY_BASELINES")
+	if names == "" {
+		t.Skip("set AAR_VERIFY_BASELINES=metamath,reviews,... (make verify-baselines)")
+	}
+	out := os.Getenv("AAR_VERIFY_OUT")
+	if out == "" {
+		out = filepath.Join("..", "..", "docs", "verify", "baselines.md")
+	}
+	var b strings.Builder
+	b.WriteString("| testbed | method | verdict | replay | sealed PGR [95% CI] | holdout PGR ± SE | holdout in the sealed CI | flags | verify s |\n|---|---|---|---|---|---|---|---|---|\n")
+	var within, total int
+	var secs []float64
+	for _, name := range strings.Split(names, ",") {
+		e := newVerifyEnv(t, strings.TrimSpace(name))
+		for _, m := range w2s.Methods {
+			files := verify.BaselineFiles(m.Name)
+			id := e.researcher(t, m.Name)
+			snap := e.push(t, id, files)
+			sub := e.submit(t, id, e.run(t, m.Name, files, e.weak[:5]), snap)
+			v, err := e.verifier.Verify(context.Background(), sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			replay, sealed, in := "", "—", "—"
+			for _, c := range v.Checks {
+				if c.Check == "replay" {
+					replay = fmt.Sprintf("%v", c.Figures["agreement"])
+				}
+			}
+			h := subHoldout(e.lab, sub)
+			if v.Sealed != nil && v.SealedLo != nil {
+				sealed = fmt.Sprintf("%.3f [%.3f, %.3f]", v.Sealed.Mean, *v.SealedLo, *v.SealedHi)
+				total++
+				if h != nil && h.Mean >= *v.SealedLo && h.Mean <= *v.SealedHi {
+					within++
+					in = "yes"
+				} else {
+					in = "no"
+				}
+			}
+			hs := "—"
+			if h != nil {
+				hs = fmt.Sprintf("%.3f ± %.3f", h.Mean, h.SE)
+			}
+			var flags []string
+			for _, f := range v.Flags {
+				flags = append(flags, f.Kind)
+			}
+			secs = append(secs, v.Seconds)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f |\n", name, m.Name, v.Verdict, replay, sealed, hs, in, strings.Join(flags, ", "), v.Seconds)
+			t.Logf("%s %s: %s, sealed %s, holdout %s, flags %v (%.1fs)", name, m.Name, v.Verdict, sealed, hs, flags, v.Seconds)
+		}
+	}
+	sort.Float64s(secs)
+	fmt.Fprintf(&b, "\nHoldout PGR inside the sealed re-run's 95%% interval: %d of %d. Verify time per result: median %.1f s, max %.1f s (2 cores, no transfer).\n", within, total, secs[len(secs)/2], secs[len(secs)-1])
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
 }

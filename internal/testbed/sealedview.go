@@ -41,6 +41,13 @@ type SealedView struct {
 	Test   int
 }
 
+// sealedKey is a row's id in a sealed view made with key.
+func sealedKey(key []byte, id string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	return "s-" + hex.EncodeToString(m.Sum(nil)[:10])
+}
+
 // WriteSealedView writes a view of the sealed partition in the public
 // view's layout to out (which must not exist): test.jsonl holds only the
 // sealed test rows, train_unlabel.jsonl the sealed pool rows topped up
@@ -85,11 +92,7 @@ func (tb *Testbed) WriteSealedView(out string, o SealedViewOptions) (*SealedView
 	if len(test) == 0 {
 		return nil, fmt.Errorf("sealed view: testbed %s has no sealed test rows (installed with a sealed fraction of 0?): reinstall it with one", tb.Manifest.Name)
 	}
-	rekey := func(id string) string {
-		m := hmac.New(sha256.New, o.Key)
-		m.Write([]byte(id))
-		return "s-" + hex.EncodeToString(m.Sum(nil)[:10])
-	}
+	rekey := func(id string) string { return sealedKey(o.Key, id) }
 	// Top the sealed pool up with public rows, drawn by the key.
 	want := len(publicPool)
 	pool := append([]Row(nil), sealedPool...)

@@ -446,3 +446,95 @@ func TestEntropy(t *testing.T) {
 		t.Errorf("diversity: %+v", rows)
 	}
 }
+
+// TestReviewVerify: the review page's Verify button runs the lab's
+// verifier in the background, and its verdict, checks and flag reasons
+// show on the item page and in the queue. (The verifier here records a
+// verification the way aar verify's does; aar verify itself is tested
+// against real sandboxes in cmd/aar.)
+func TestReviewVerify(t *testing.T) {
+	e := newEnv(t, 10)
+	ctx := context.Background()
+	id := e.lab.Authenticate(e.alice)
+	preds := make([]int, 0)
+	tb, err := e.lab.TestbedByName("chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range tb.PublicTest() {
+		preds = append(preds, 0)
+	}
+	raw, _ := json.Marshal(preds)
+	sub, err := e.lab.Submit(ctx, id, &lab.SubmitRequest{Predictions: raw, Snapshot: e.snap}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.browser(t)
+	e.login(t, c, e.admin)
+	_, page := get(t, c, e.srv.URL+"/campaigns/c1/review/"+sub.ID)
+	m := csrfRe.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, "Not verified yet") {
+		t.Fatalf("item page before verification:\n%s", page)
+	}
+	noFollow := &http.Client{Jar: c.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.PostForm(e.srv.URL+"/campaigns/c1/review/"+sub.ID+"/verify", url.Values{"csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("without a verifier: %d, want 503", resp.StatusCode)
+	}
+	started := make(chan string, 1)
+	e.lab.SetVerifier(func(ctx context.Context, subject string) (*lab.Verification, error) {
+		started <- subject
+		v := &lab.Verification{ID: "ver_test", Subject: subject, Submission: subject, Campaign: "c1", Testbed: "chat", Verdict: lab.VerdictFlagged,
+			Flags:  []lab.VerifyFlag{{Kind: "replay_mismatch", Check: "replay", Reason: "the claimed seeds regenerate only 90.00% of the submitted rows"}},
+			Checks: []lab.VerifyCheck{{Check: "replay", Status: "flag", Summary: "the claimed seeds regenerate only 90.00% of the submitted rows"}}}
+		return v, e.lab.RecordVerification(ctx, v)
+	})
+	resp, err = noFollow.PostForm(e.srv.URL+"/campaigns/c1/review/"+sub.ID+"/verify", url.Values{"csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("verify: %d, want 303", resp.StatusCode)
+	}
+	if got := <-started; got != sub.ID {
+		t.Fatalf("verified %s, want %s", got, sub.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, page = get(t, c, e.srv.URL+"/campaigns/c1/review/"+sub.ID)
+		if strings.Contains(page, "ver_test") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range []string{"flagged", "replay_mismatch", "regenerate only 90.00%", "Verify again"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("item page lacks %q", want)
+		}
+	}
+	_, queue := get(t, c, e.srv.URL+"/campaigns/c1/review")
+	if !strings.Contains(queue, sub.ID) || !strings.Contains(queue, "replay_mismatch") {
+		t.Errorf("the queue does not hold the flagged submission with its reason:\n%s", queue)
+	}
+	// The leaderboard marks it flagged and holds it back from researchers.
+	b, err := e.lab.Leaderboard(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range b.Submissions {
+		if s.Submission == sub.ID {
+			t.Errorf("a flagged submission is on the researchers' board: %+v", s)
+		}
+	}
+	// Without a CSRF token nothing runs.
+	resp, _ = noFollow.PostForm(e.srv.URL+"/campaigns/c1/review/"+sub.ID+"/verify", nil)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusSeeOther {
+		t.Error("verify without a CSRF token was accepted")
+	}
+}

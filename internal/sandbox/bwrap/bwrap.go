@@ -47,6 +47,7 @@ var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
 // Create makes a sandbox.
 func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	closeInheritedOnExec()
 	if !idRE.MatchString(spec.ID) {
 		return nil, fmt.Errorf("sandbox id %q: use 1-64 lower-case letters, digits, '.', '_' or '-'", spec.ID)
 	}

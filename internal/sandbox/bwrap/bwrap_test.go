@@ -9,7 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -314,4 +317,34 @@ func TestExecCPU(t *testing.T) {
 		t.Errorf("sleep 0.3 counted %s of CPU", idle.CPU)
 	}
 	t.Logf("busy: CPU %s over %s wall; sleep: CPU %s", res.CPU, res.Duration, idle.CPU)
+}
+
+// TestNoInheritedDescriptors: a descriptor this process inherited without
+// close-on-exec does not reach a sandbox.
+func TestNoInheritedDescriptors(t *testing.T) {
+	needBwrap(t)
+	b := &Backend{Root: filepath.Join(t.TempDir(), "sandboxes")}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	// Clear close-on-exec, as a shell's stray descriptor would be.
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), syscall.F_SETFD, 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	cloexecOnce = sync.Once{}
+	sb, err := b.Create(context.Background(), sandbox.Spec{ID: "fds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy(context.Background())
+	res, err := sb.Exec(context.Background(), sandbox.ExecRequest{Shell: "ls /proc/self/fd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fds := strings.Fields(string(res.Stdout)); slices.Contains(fds, strconv.Itoa(int(w.Fd()))) {
+		t.Errorf("descriptor %d reached the sandbox: /proc/self/fd holds %v", w.Fd(), fds)
+	}
 }
