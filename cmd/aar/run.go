@@ -426,7 +426,7 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	summary := map[string]any{"outcome": out, "report": reportDir, "best": rep.Best, "vs_baselines": rep.VsBaselines}
+	summary := map[string]any{"outcome": out, "report": reportDir, "best": rep.Best, "vs_baselines": rep.VsBaselines, "verified": rep.Verified}
 	if o.asJSON {
 		return writeJSON(g.stdout, summary)
 	}
@@ -443,6 +443,16 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 		}
 	} else {
 		fmt.Fprintln(g.stderr, "no researcher confirmed a method on 5 seeds")
+	}
+	for _, v := range rep.Verified {
+		if v.Verdict == lab.VerdictVerified && v.Sealed != nil {
+			ci := ""
+			if v.SealedLo != nil && v.SealedHi != nil {
+				ci = fmt.Sprintf(" [%.3f, %.3f]", *v.SealedLo, *v.SealedHi)
+			}
+			fmt.Fprintf(g.stderr, "best verified result: %s's %s — sealed PGR %.3f%s on fresh seeds and unseen rows\n", v.Researcher, v.Submission, *v.Sealed, ci)
+			break
+		}
 	}
 	fmt.Fprintf(g.stderr, "report: %s\n", filepath.Join(reportDir, "report.md"))
 	return nil

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aar-lab/aar/internal/forum"
@@ -206,6 +207,9 @@ func (l *Lab) Handler() http.Handler {
 	for _, rt := range l.Routes() {
 		mux.HandleFunc(rt.Method+" "+rt.Path, l.wrap(rt))
 	}
+	mux.HandleFunc("/mcp", l.mounted(&l.mcp, "the lab's MCP server"))
+	mux.HandleFunc("/mcp/", l.mounted(&l.mcp, "the lab's MCP server"))
+	mux.HandleFunc("/v1/proxy/", l.mounted(&l.proxy, "the metering model proxy"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if web := l.web.Load(); web != nil && !strings.HasPrefix(r.URL.Path, "/v1/") {
 			(*web).ServeHTTP(w, r)
@@ -218,6 +222,25 @@ func (l *Lab) Handler() http.Handler {
 
 // SetWeb mounts the dashboard: every path outside /v1 and /healthz goes to h.
 func (l *Lab) SetWeb(h http.Handler) { l.web.Store(&h) }
+
+// SetMCP mounts the MCP server at /mcp (streamable HTTP; on TCP and on the
+// lab's Unix socket alike). The handler authenticates its own requests.
+func (l *Lab) SetMCP(h http.Handler) { l.mcp.Store(&h) }
+
+// SetProxy mounts the metering model proxy under /v1/proxy/. The handler
+// authenticates its own requests (virtual keys).
+func (l *Lab) SetProxy(h http.Handler) { l.proxy.Store(&h) }
+
+// mounted serves a handler set later (SetMCP, SetProxy), or 503.
+func (l *Lab) mounted(p *atomic.Pointer[http.Handler], what string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h := p.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		l.writeError(w, r, publicErr(503, "not_configured", what+" is not set up in this lab"))
+	}
+}
 
 func (l *Lab) wrap(rt Route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

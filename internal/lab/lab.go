@@ -77,6 +77,7 @@ type Lab struct {
 	// position that reported it (guarded by mu).
 	transcriptLinks map[string]TranscriptLink
 	web             atomic.Pointer[http.Handler]
+	mcp, proxy      atomic.Pointer[http.Handler]
 
 	snapOnce sync.Once
 	snaps    *snapshot.Store
