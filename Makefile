@@ -107,7 +107,7 @@ bench-lr:
 # aar verify on every built-in baseline of every built-in testbed (≈ 20 min on
 # 2 cores): docs/verify/baselines.md.
 verify-baselines:
-	AAR_VERIFY_BASELINES=$${AAR_VERIFY_BASELINES:-metamath,reviews,pairs,gocode,fashion,verify} go test ./cmd/aar -run TestVerifyBuiltinBaselines -v -timeout 120m
+	AAR_VERIFY_BASELINES=$${AAR_VERIFY_BASELINES:-metamath,reviews,pairs,gocode,verify} go test ./cmd/aar -run TestVerifyBuiltinBaselines -v -timeout 120m
 
 testbeds-check: build
 	$(BIN) testbed build --check

@@ -657,6 +657,10 @@ func TestVerifyBuiltinBaselines(t *testing.T) {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f |\n", name, m.Name, v.Verdict, replay, sealed, hs, in, strings.Join(flags, ", "), v.Seconds)
 			t.Logf("%s %s: %s, sealed %s, holdout %s, flags %v (%.1fs)", name, m.Name, v.Verdict, sealed, hs, flags, v.Seconds)
 		}
+		// What is measured so far, after each testbed.
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil {
+			_ = os.WriteFile(out, []byte(b.String()), 0o644)
+		}
 	}
 	sort.Float64s(secs)
 	fmt.Fprintf(&b, "\nHoldout PGR inside the sealed re-run's 95%% interval: %d of %d. Verify time per result: median %.1f s, max %.1f s (2 cores, no transfer).\n", within, total, secs[len(secs)/2], secs[len(secs)-1])
