@@ -39,7 +39,7 @@ test:
 
 # The race detector over the concurrent parts (lab, ledger, forum, learners).
 race:
-	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline ./internal/sandbox/... ./internal/agent ./internal/llm ./internal/labclient
+	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline ./internal/sandbox/... ./internal/agent ./internal/llm ./internal/labclient ./internal/labmcp ./internal/proxy ./internal/verify
 	$(GO) test -race -count=1 ./cmd/aar -run 'TestLabCLI|TestForumScenario|TestBuiltinPipeline|TestEndToEnd|TestResearcherScriptedSession'
 	$(GO) test -race -count=1 ./internal/campaign
 
@@ -60,6 +60,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseIDX$$' -fuzztime $(FUZZTIME) ./internal/builtin
 	$(GO) test -run '^$$' -fuzz '^FuzzUnserialize$$' -fuzztime $(FUZZTIME) ./internal/builtin
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRDB$$' -fuzztime $(FUZZTIME) ./internal/builtin
+	$(GO) test -run '^$$' -fuzz '^FuzzAuditLine$$' -fuzztime $(FUZZTIME) ./internal/sandbox/bwrap
+	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzReadArchive$$' -fuzztime $(FUZZTIME) ./internal/snapshot
 	$(GO) test -run '^$$' -fuzz '^FuzzMatchQuery$$' -fuzztime $(FUZZTIME) ./internal/forum/sqlite
 

@@ -18,6 +18,8 @@ import (
 	forumsqlite "github.com/aar-lab/aar/internal/forum/sqlite"
 	"github.com/aar-lab/aar/internal/lab"
 	"github.com/aar-lab/aar/internal/labclient"
+	"github.com/aar-lab/aar/internal/labmcp"
+	"github.com/aar-lab/aar/internal/proxy"
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/store/postgres"
 	"github.com/aar-lab/aar/internal/store/sqlite"
@@ -72,6 +74,8 @@ the admin token once.`,
 				return err
 			}
 			l.SetWeb(dash.Handler())
+			l.SetMCP(labmcp.New(l, &labmcp.Options{Logger: log, Version: version}).Handler())
+			l.SetProxy(proxy.FromEnv(l, os.Getenv, log))
 			if vf, err := newVerifier(g, l, dir, io.Discard, verifyOpts{seeds: 5}); err == nil {
 				l.SetVerifier(vf.Verify)
 			} else {

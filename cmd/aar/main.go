@@ -166,6 +166,8 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid input (nothing changed),
 	root.PersistentFlags().StringVar(&g.data, "data", "", "lab data directory (default $AAR_DATA, else $XDG_DATA_HOME/aar or ~/.local/share/aar)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newTestbedCmd(g), newScoreCmd(g), newBaselineCmd(g), newW2SCmd(g), newLedgerCmd(g), newLabCmd(g), newSubmitCmd(g), newSnapshotCmd(g), newForumCmd(g), newLeaderboardCmd(g), newSandboxCmd(g), newResearcherCmd(g), newTranscriptCmd(g), newRunCmd(g), newRunsCmd(g), newVerifyCmd(g), newVersionCmd(g))
+	root.AddCommand(newForwardCmd(g))
+	root.AddCommand(newMCPCmd(g))
 	markUsage(root)
 	return root
 }

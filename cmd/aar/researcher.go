@@ -41,6 +41,7 @@ type researcherOpts struct {
 	screens                                    int
 	sharing, workflow, deadline, sandboxPrefix string
 	latency                                    time.Duration
+	agentCommand, agentFiles                   string
 }
 
 func newResearcherCmd(g *globals) *cobra.Command {
@@ -81,7 +82,7 @@ scripted (replays --script FILE, one model turn per line).`,
 	f.StringVar(&o.view, "view", "", "the testbed's public view directory (default: downloaded from the lab)")
 	f.StringVar(&o.direction, "direction", "", "the research direction (free text)")
 	f.StringVar(&o.name, "name", "", "name for the sandbox and log lines (default: researcher)")
-	f.StringVar(&o.backend, "backend", "builtin", "builtin, anthropic, openai or scripted")
+	f.StringVar(&o.backend, "backend", "builtin", "builtin, anthropic, openai, scripted or agent-cli")
 	f.StringVar(&o.model, "model", "", "model name (anthropic default claude-sonnet-5-5)")
 	f.StringVar(&o.baseURL, "base-url", "", "API base URL (openai: e.g. http://127.0.0.1:8000/v1; anthropic: a proxy)")
 	f.StringVar(&o.script, "script", "", "scripted backend: the turns to replay (JSONL)")
@@ -108,6 +109,8 @@ scripted (replays --script FILE, one model turn per line).`,
 	f.StringVar(&o.deadline, "deadline", "", "stop by this time (RFC 3339), e.g. a campaign's end")
 	f.StringVar(&o.sandboxPrefix, "sandbox-prefix", "", "prefix of the sandbox's id (aar run uses the campaign's)")
 	f.DurationVar(&o.latency, "latency", 0, "scripted: wait this long per model turn (simulates a model's latency)")
+	f.StringVar(&o.agentCommand, "agent-command", "", "agent-cli: the agent's shell command, run in /workspace (e.g. 'claude -p \"$(cat TASK.md)\" --mcp-config .mcp.json')")
+	f.StringVar(&o.agentFiles, "agent-files", "", "agent-cli: a directory whose files are copied into /workspace first (the agent's own config or script)")
 	return c
 }
 
@@ -160,8 +163,20 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		return usageError{err}
 	}
 	secrets := []string{o.token}
-	backend, model, consult, err := researcherBackend(&o, &secrets)
-	if err != nil {
+	var (
+		backend llm.Backend
+		model   string
+		consult *agent.ConsultConfig
+		agentFS map[string][]byte
+	)
+	if o.backend == "agent-cli" {
+		if strings.TrimSpace(o.agentCommand) == "" {
+			return usagef("--backend agent-cli needs --agent-command: the agent's shell command, run in /workspace")
+		}
+		if agentFS, err = readAgentFiles(o.agentFiles); err != nil {
+			return usageError{err}
+		}
+	} else if backend, model, consult, err = researcherBackend(&o, &secrets); err != nil {
 		return err
 	}
 	if (o.backend == "anthropic" || o.backend == "openai") && o.budgetUSD <= 0 && o.budgetTokens <= 0 {
@@ -205,6 +220,13 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		return err
 	}
 	defer os.RemoveAll(shared)
+	if o.backend == "agent-cli" && lim.CommandTimeout == 0 {
+		// The agent is one long command: its bound is the researcher's time.
+		lim.CommandTimeout = 24 * time.Hour
+		if o.wall > 0 {
+			lim.CommandTimeout = o.wall
+		}
+	}
 	spec := sandbox.Spec{ID: id, Profile: o.profile, Data: o.view, Shared: shared, Limits: lim}
 	if exe, err := os.Executable(); err == nil {
 		spec.AarBinary = exe
@@ -252,6 +274,18 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 			c.Notes = append(c.Notes, n.Text)
 		}
 		return c, nil
+	}
+	if o.backend == "agent-cli" {
+		if spec.LabSocket == "" {
+			return usagef("--backend agent-cli needs the lab's Unix socket in the sandbox: give --lab unix:///path/lab.sock (or --lab-socket)")
+		}
+		sum, err := agent.RunExternal(ctx, agent.ExternalConfig{Researcher: name, Testbed: m.Name, Direction: o.direction,
+			Command: o.agentCommand, Files: agentFS, Token: o.token, Sandbox: sb, Lab: cl, Prompt: prompt, Wall: o.wall,
+			Budget: agent.Budget{USD: o.budgetUSD, Wall: o.wall}, Sharing: o.sharing, Workflow: o.workflow, Control: control, Log: g.stderr})
+		if err != nil {
+			return err
+		}
+		return writeJSON(g.stdout, sum)
 	}
 	cfg := agent.Config{Researcher: name, Testbed: m.Name, Direction: o.direction, Backend: backend, Model: model, Consult: consult,
 		Prices: prices, Lab: cl, Sandbox: sb, Prompt: prompt, MaxTokens: o.maxTokens, ThinkingBudget: o.thinking, ContextTokens: o.contextTokens,
@@ -318,6 +352,41 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		return err
 	}
 	return writeJSON(g.stdout, sum)
+}
+
+// readAgentFiles reads the regular files under dir (for --agent-files),
+// relative path → content; at most 64 MiB in all.
+func readAgentFiles(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	if dir == "" {
+		return out, nil
+	}
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("--agent-files: %s is not a regular file (links and devices are not copied)", p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if total += int64(len(b)); total > 64<<20 {
+			return fmt.Errorf("--agent-files %s: more than 64 MiB", dir)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = b
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--agent-files: %w", err)
+	}
+	return out, nil
 }
 
 // fetchPublicView downloads the campaign testbed's public view from the lab

@@ -24,6 +24,8 @@ import (
 	"github.com/aar-lab/aar/internal/forum"
 	"github.com/aar-lab/aar/internal/lab"
 	"github.com/aar-lab/aar/internal/labclient"
+	"github.com/aar-lab/aar/internal/labmcp"
+	"github.com/aar-lab/aar/internal/proxy"
 	"github.com/aar-lab/aar/internal/score"
 	"github.com/aar-lab/aar/internal/store"
 	"github.com/aar-lab/aar/internal/testbed"
@@ -40,12 +42,13 @@ type runOpts struct {
 	budgetUSD, hours                                                        float64
 	undirected, asJSON, noBaselines                                         bool
 	verifyTop                                                               int
+	agentCommand, agentFiles                                                string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
 	var o runOpts
 	c := &cobra.Command{
-		Use:   "run [-f campaign.yaml] [--testbed T] [--researchers N] [--backend auto|builtin|anthropic|openai|scripted] [flags]",
+		Use:   "run [-f campaign.yaml] [--testbed T] [--researchers N] [--backend auto|builtin|anthropic|openai|scripted|agent-cli [--agent-command CMD]] [flags]",
 		Short: "Run a campaign: parallel researchers on one testbed, live progress, a report at the end",
 		Long: `Run starts a campaign: an embedded lab on DATA (or --lab URL with an admin
 AAR_TOKEN), the campaign (its spec hashed into the ledger), the baselines'
@@ -81,7 +84,7 @@ campaign from another terminal with aar runs.`,
 	f.StringVar(&o.testbed, "testbed", "", "testbed (default metamath)")
 	f.IntVar(&o.researchers, "researchers", 0, "number of researchers (default 3, or the file's list)")
 	f.StringVar(&o.directions, "directions", "", "file of directions, one per line (default: the nine built-in ones)")
-	f.StringVar(&o.backend, "backend", "auto", "auto, builtin, anthropic, openai or scripted")
+	f.StringVar(&o.backend, "backend", "auto", "auto, builtin, anthropic, openai, scripted or agent-cli")
 	f.StringVar(&o.model, "model", "", "model for anthropic/openai researchers")
 	f.Float64Var(&o.budgetUSD, "budget-usd", 0, "the campaign's dollar cap, split among researchers")
 	f.Float64Var(&o.hours, "hours", 0, "the campaign's wall-clock limit in hours")
@@ -100,6 +103,8 @@ campaign from another terminal with aar runs.`,
 	f.StringVar(&o.report, "report", "", "where the report goes (default DATA/runs/ID/report)")
 	f.BoolVar(&o.asJSON, "json", false, "stream events as JSON lines instead of the live view")
 	f.BoolVar(&o.noBaselines, "no-baselines", false, "do not post the baselines' results at the start")
+	f.StringVar(&o.agentCommand, "agent-command", "", "agent-cli backend: the agent's shell command, run in each sandbox's /workspace (see README: Bring your own agent)")
+	f.StringVar(&o.agentFiles, "agent-files", "", "agent-cli backend: a directory copied into each sandbox's /workspace first")
 	f.IntVar(&o.verifyTop, "verify-top", 3, "when the campaign ends, verify its K best results (aar verify: replay, sealed re-run, ablation, audit); 0 skips")
 	return c
 }
@@ -128,6 +133,14 @@ func buildSpec(g *globals, o runOpts) (*campaign.Spec, error) {
 	set(&spec.CPU, o.cpu)
 	set(&spec.Script, o.script)
 	set(&spec.Latency, o.latency)
+	set(&spec.AgentCommand, o.agentCommand)
+	if o.agentFiles != "" {
+		abs, err := filepath.Abs(o.agentFiles)
+		if err != nil {
+			return nil, usagef("--agent-files: %v", err)
+		}
+		spec.AgentFiles = abs
+	}
 	set(&spec.Profile, o.profile)
 	set(&spec.Name, o.name)
 	set(&spec.Conditions.Sharing, o.sharing)
@@ -257,6 +270,8 @@ func openEmbedded(ctx context.Context, g *globals, dir, addr, purpose string) (*
 		return nil, err
 	}
 	l.SetWeb(dash.Handler())
+	l.SetMCP(labmcp.New(l, &labmcp.Options{Version: version}).Handler())
+	l.SetProxy(proxy.FromEnv(l, os.Getenv, nil))
 	vf, err := newVerifier(g, l, dir, io.Discard, verifyOpts{seeds: 5})
 	if err != nil {
 		return nil, err

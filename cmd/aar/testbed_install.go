@@ -15,10 +15,11 @@ import (
 
 func newTestbedInstallCmd(g *globals) *cobra.Command {
 	var (
-		from    string
-		seeds   int
-		threads int
-		replace bool
+		from       string
+		seeds      int
+		threads    int
+		replace    bool
+		splitSeedN uint64
 	)
 	c := &cobra.Command{
 		Use:   "install [NAME...]",
@@ -33,6 +34,10 @@ aar binary.`,
   aar testbed install --replace`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			softMemoryLimit()
+			var splitSeed *uint64
+			if cmd.Flags().Changed("split-seed") {
+				splitSeed = &splitSeedN
+			}
 			dir, err := builtin.FindDir(from)
 			if err != nil {
 				return err
@@ -56,7 +61,7 @@ aar binary.`,
 				}
 				start := time.Now()
 				fmt.Fprintf(g.stdout, "installing %s from %s …\n", name, dir)
-				tb, err := builtin.Install(cmd.Context(), store, dir, name, builtin.InstallOptions{Seeds: seeds, Threads: threads, Log: log})
+				tb, err := builtin.Install(cmd.Context(), store, dir, name, builtin.InstallOptions{Seeds: seeds, Threads: threads, Log: log, SplitSeed: splitSeed})
 				if err != nil {
 					return err
 				}
@@ -70,6 +75,7 @@ aar binary.`,
 	f.IntVar(&seeds, "seeds", builtin.ArtifactSeedCount, "weak and ceiling seeds to make")
 	f.IntVar(&threads, "threads", runtime.NumCPU(), "seeds trained in parallel")
 	f.BoolVar(&replace, "replace", false, "remove an installed testbed of the same name first")
+	f.Uint64Var(&splitSeedN, "split-seed", 0, "draw the private splits from this seed (reproducible installs; default: a fresh random seed)")
 	return c
 }
 

@@ -46,6 +46,9 @@ type InstallOptions struct {
 	Seeds   int // weak/ceiling seeds (default ArtifactSeedCount)
 	Threads int
 	Log     *slog.Logger
+	// SplitSeed fixes the private split draw (reproducible installs, for
+	// tests); nil draws a fresh one.
+	SplitSeed *uint64
 }
 
 // Install reads the built-in testbed from/name, makes its weak artifacts
@@ -74,7 +77,7 @@ func Install(ctx context.Context, store *testbed.Store, from, name string, opt I
 		return nil, fmt.Errorf("install %s: %w", name, err)
 	}
 	opt.Log.Info("made weak artifacts and ceilings", "testbed", name, "seeds", opt.Seeds, "elapsed", time.Since(start).Round(time.Millisecond))
-	tb, err := store.ImportSource(src, testbed.ImportOptions{Name: name, Soft: art.Soft, WeakPred: art.WeakPred, CeilPred: art.CeilPred})
+	tb, err := store.ImportSource(src, testbed.ImportOptions{Name: name, Soft: art.Soft, WeakPred: art.WeakPred, CeilPred: art.CeilPred, SplitSeed: opt.SplitSeed})
 	if err != nil {
 		return nil, err
 	}

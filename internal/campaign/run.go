@@ -277,6 +277,8 @@ func (s *Supervisor) launch(ctx context.Context, r ResearcherSpec) error {
 	add("--base-url", r.BaseURL)
 	add("--cpu", r.CPU)
 	add("--latency", s.spec.Latency)
+	add("--agent-command", r.AgentCommand)
+	add("--agent-files", r.AgentFiles)
 	add("--profile", s.spec.Profile)
 	if r.BudgetUSD > 0 {
 		args = append(args, "--budget-usd", strconv.FormatFloat(r.BudgetUSD, 'f', -1, 64))
@@ -285,7 +287,14 @@ func (s *Supervisor) launch(ctx context.Context, r ResearcherSpec) error {
 		args = append(args, "--deadline", s.deadline.UTC().Format(time.RFC3339))
 	}
 	cmd := exec.Command(s.o.Exe, args...)
-	cmd.Env = append(withoutEnv(os.Environ(), "AAR_TOKEN", "AAR_LAB"), s.o.Env...)
+	cmd.Env = withoutEnv(os.Environ(), "AAR_TOKEN", "AAR_LAB")
+	if r.Backend == "agent-cli" {
+		// An external agent reaches its model through the lab's proxy: its
+		// worker gets no model key at all.
+		cmd.Env = withoutEnv(cmd.Env, "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")
+	} else {
+		cmd.Env = append(cmd.Env, s.o.Env...)
+	}
 	cmd.Env = append(cmd.Env, "AAR_TOKEN="+tok)
 	// The worker dies with the supervisor (a crashed `aar run` leaves no
 	// orphan spending), and gets signals only from it.

@@ -37,11 +37,16 @@ type Spec struct {
 	BaseURL string `json:"base_url,omitempty"`
 	Script  string `json:"script,omitempty"`
 	// CPU bounds each researcher's sandbox CPU time (Go duration, e.g. "10m").
-	CPU         string           `json:"cpu,omitempty"`
-	Latency     string           `json:"latency,omitempty"`
-	Researchers []ResearcherSpec `json:"researchers,omitempty"`
-	Conditions  Conditions       `json:"conditions"`
-	Quota       *Quota           `json:"quota,omitempty"`
+	CPU     string `json:"cpu,omitempty"`
+	Latency string `json:"latency,omitempty"`
+	// AgentCommand and AgentFiles are the agent-cli backend's defaults:
+	// the agent's shell command, run in each sandbox's /workspace, and a
+	// directory copied there first.
+	AgentCommand string           `json:"agent_command,omitempty"`
+	AgentFiles   string           `json:"agent_files,omitempty"`
+	Researchers  []ResearcherSpec `json:"researchers,omitempty"`
+	Conditions   Conditions       `json:"conditions"`
+	Quota        *Quota           `json:"quota,omitempty"`
 }
 
 // ResearcherSpec is one researcher; empty fields take the campaign's.
@@ -55,6 +60,9 @@ type ResearcherSpec struct {
 	Seed      uint64  `json:"seed,omitempty"`
 	Script    string  `json:"script,omitempty"`
 	BaseURL   string  `json:"base_url,omitempty"`
+	// AgentCommand and AgentFiles: for the agent-cli backend.
+	AgentCommand string `json:"agent_command,omitempty"`
+	AgentFiles   string `json:"agent_files,omitempty"`
 }
 
 // Conditions are the study's comparisons, as switches.
@@ -187,10 +195,16 @@ func (s *Spec) Normalize(n int) error {
 		if r.Backend == "" {
 			r.Backend = s.Backend
 		}
+		if r.AgentCommand == "" {
+			r.AgentCommand = s.AgentCommand
+		}
+		if r.AgentFiles == "" {
+			r.AgentFiles = s.AgentFiles
+		}
 		switch r.Backend {
-		case "builtin", "anthropic", "openai", "scripted":
+		case "builtin", "anthropic", "openai", "scripted", "agent-cli":
 		default:
-			return fmt.Errorf("researchers[%d] (%s): backend %q: use builtin, anthropic, openai or scripted", i, r.Name, r.Backend)
+			return fmt.Errorf("researchers[%d] (%s): backend %q: use builtin, anthropic, openai, scripted or agent-cli", i, r.Name, r.Backend)
 		}
 		if r.Model == "" {
 			r.Model = s.Model
@@ -218,6 +232,9 @@ func (s *Spec) Normalize(n int) error {
 		if r.Backend == "scripted" && r.Script == "" {
 			return fmt.Errorf("researchers[%d] (%s): the scripted backend needs script: FILE", i, r.Name)
 		}
+		if r.Backend == "agent-cli" && r.AgentCommand == "" {
+			return fmt.Errorf("researchers[%d] (%s): the agent-cli backend needs agent_command (--agent-command 'CMD')", i, r.Name)
+		}
 	}
 	if s.BudgetUSD > 0 {
 		if own > s.BudgetUSD {
@@ -238,7 +255,7 @@ func (s *Spec) Normalize(n int) error {
 // Paid says whether any researcher uses a backend that costs money.
 func (s *Spec) Paid() bool {
 	for _, r := range s.Researchers {
-		if r.Backend == "anthropic" || r.Backend == "openai" {
+		if r.Backend == "anthropic" || r.Backend == "openai" || r.Backend == "agent-cli" {
 			return true
 		}
 	}

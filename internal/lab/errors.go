@@ -28,6 +28,12 @@ func publicErr(status int, code, msg string) *PublicError {
 // asPublic maps an error to what the caller may see. Input errors (which
 // name a file position and a fix, never row content) pass through; anything
 // else becomes an opaque internal error, logged in full by the caller.
+// AsPublic is the error as the API shows it: a PublicError as is, bad
+// predictions as 400, an unknown testbed as 404, anything else as an
+// opaque 500 (its detail stays in the lab's log). Other front ends of the
+// lab (MCP) use it so their callers read the same messages as REST's.
+func AsPublic(err error) *PublicError { return asPublic(err) }
+
 func asPublic(err error) *PublicError {
 	var pe *PublicError
 	var ie *jsonl.InputError

@@ -39,6 +39,9 @@ const (
 const (
 	TranscriptUsage    = "usage"     // one model call
 	TranscriptToolCall = "tool_call" // one tool call
+	// TranscriptModelResponse is one model call made through the metering
+	// proxy (its usage and cost are on the event).
+	TranscriptModelResponse = "model_response"
 )
 
 // Usage is a model call's token counts.
@@ -211,7 +214,7 @@ func (l *Lab) applyTranscriptLocked(e store.Event) {
 	s.CostUSD += b.CostUSD
 	s.CPUSeconds += b.CPUSeconds
 	switch b.Type {
-	case TranscriptUsage:
+	case TranscriptUsage, TranscriptModelResponse:
 		s.ModelCalls++
 	case TranscriptToolCall:
 		s.ToolCalls++

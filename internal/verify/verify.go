@@ -89,6 +89,10 @@ type Options struct {
 	NoTransfer bool
 	Shortcuts  Shortcuts
 	Progress   io.Writer
+	// Key fixes every verification's secret (which seeds are fresh, the
+	// sealed views' ids, the bootstrap draws): for reproducible tests
+	// only; nil draws a fresh 32-byte key per verification.
+	Key []byte
 }
 
 // Verifier verifies submissions and snapshots.
@@ -139,8 +143,16 @@ func (v *Verifier) Verify(ctx context.Context, subject string) (*lab.Verificatio
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
+	if len(v.o.Key) > 0 {
+		key = append([]byte(nil), v.o.Key...)
+		for len(key) < 8 {
+			key = append(key, 0)
+		}
+	}
 	now := time.Now().UTC()
-	ver := &lab.Verification{ID: "ver_" + now.Format("20060102T150405") + "_" + hex.EncodeToString(key[:4]), Subject: subject,
+	idb := make([]byte, 4)
+	_, _ = rand.Read(idb)
+	ver := &lab.Verification{ID: "ver_" + now.Format("20060102T150405") + "_" + hex.EncodeToString(idb), Subject: subject,
 		Snapshot: subj.Snapshot.ID, Campaign: subj.Campaign.ID, Researcher: subj.Snapshot.Author, Testbed: subj.Testbed.Manifest.Name, Started: now}
 	if subj.Submission != nil {
 		ver.Submission = subj.Submission.ID
