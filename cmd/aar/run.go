@@ -491,38 +491,31 @@ func verifyTop(ctx context.Context, g *globals, emb *embedded, admin *labclient.
 		fmt.Fprintln(g.stderr, "no result to verify")
 		return
 	}
-	for i, sub := range subs {
-		fmt.Fprintf(g.stderr, "verifying result %d of %d (%s): replay, sealed re-run, teacher ablation, transfer, sandbox audit …\n", i+1, len(subs), sub)
-		var verdict, sealed string
-		var secs float64
-		if emb != nil {
+	verify := admin.Verify
+	if emb != nil {
+		verify = func(ctx context.Context, sub string) (*labclient.Verification, error) {
 			v, err := emb.verifier.Verify(ctx, sub)
 			if err != nil {
-				fmt.Fprintf(g.stderr, "  %s: %v\n", sub, err)
-				continue
+				return nil, err
 			}
-			verdict, secs = v.Verdict, v.Seconds
-			if v.Sealed != nil {
-				sealed = fmt.Sprintf(", sealed PGR %.3f", v.Sealed.Mean)
-			}
-			for _, f := range v.Flags {
-				verdict += "; " + f.Kind
-			}
-		} else {
-			v, err := admin.Verify(ctx, sub)
-			if err != nil {
-				fmt.Fprintf(g.stderr, "  %s: %v\n", sub, err)
-				continue
-			}
-			verdict, secs = v.Verdict, v.Seconds
-			if v.Sealed != nil {
-				sealed = fmt.Sprintf(", sealed PGR %.3f", v.Sealed.Mean)
-			}
-			for _, f := range v.Flags {
-				verdict += "; " + f.Kind
-			}
+			return clientVerification(v), nil
 		}
-		fmt.Fprintf(g.stderr, "  %s: %s%s (%.0fs)\n", sub, verdict, sealed, secs)
+	}
+	for i, sub := range subs {
+		fmt.Fprintf(g.stderr, "verifying result %d of %d (%s): replay, sealed re-run, teacher ablation, transfer, sandbox audit …\n", i+1, len(subs), sub)
+		v, err := verify(ctx, sub)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "  %s: %v\n", sub, err)
+			continue
+		}
+		verdict, sealed := v.Verdict, ""
+		if v.Sealed != nil {
+			sealed = fmt.Sprintf(", sealed PGR %.3f", v.Sealed.Mean)
+		}
+		for _, f := range v.Flags {
+			verdict += "; " + f.Kind
+		}
+		fmt.Fprintf(g.stderr, "  %s: %s%s (%.0fs)\n", sub, verdict, sealed, v.Seconds)
 	}
 }
 

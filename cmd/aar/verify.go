@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -99,7 +100,7 @@ must be an admin token.`,
 				}
 				res, verdict = v, v.Verdict
 				if !o.asJSON {
-					printClientVerification(g.stdout, v)
+					printVerification(g.stdout, v)
 				}
 			} else {
 				dir, err := g.dataDir()
@@ -130,7 +131,7 @@ must be an admin token.`,
 				}
 				res, verdict = v, v.Verdict
 				if !o.asJSON {
-					printVerification(g.stdout, v)
+					printVerification(g.stdout, clientVerification(v))
 				}
 			}
 			if o.asJSON {
@@ -168,20 +169,16 @@ func newVerifier(g *globals, l *lab.Lab, dir string, progress io.Writer, o verif
 		SealedSeeds: o.seeds, NoTransfer: o.noTransfer, Shortcuts: verify.HoneypotShortcuts, Progress: progress})
 }
 
-func printVerification(w io.Writer, v *lab.Verification) {
-	fmt.Fprintf(w, "%s: %s (%s, %.1fs)\n", v.Subject, strings.ToUpper(v.Verdict), v.ID, v.Seconds)
-	for _, c := range v.Checks {
-		fmt.Fprintf(w, "  %-16s %-7s %s\n", c.Check, c.Status, c.Summary)
-	}
-	for _, f := range v.Flags {
-		fmt.Fprintf(w, "  FLAG %s: %s\n", f.Kind, f.Reason)
-	}
-	for _, l := range v.Labels {
-		fmt.Fprintf(w, "  label: %s\n", l)
-	}
+// clientVerification is a verification as the API answers it (the same
+// JSON), so one printer serves the in-process and the remote verifier.
+func clientVerification(v *lab.Verification) *labclient.Verification {
+	var out labclient.Verification
+	b, _ := json.Marshal(v)
+	_ = json.Unmarshal(b, &out)
+	return &out
 }
 
-func printClientVerification(w io.Writer, v *labclient.Verification) {
+func printVerification(w io.Writer, v *labclient.Verification) {
 	fmt.Fprintf(w, "%s: %s (%s, %.1fs)\n", v.Subject, strings.ToUpper(v.Verdict), v.ID, v.Seconds)
 	for _, c := range v.Checks {
 		fmt.Fprintf(w, "  %-16s %-7s %s\n", c.Check, c.Status, c.Summary)

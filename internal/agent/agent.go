@@ -226,36 +226,43 @@ func New(ctx context.Context, cfg Config) (*Researcher, error) {
 		r.env.Consult = r.consult
 	}
 	r.rec = &recorder{lab: cfg.Lab, scrub: r.scrub, now: cfg.Now}
-	tmpl := cfg.Prompt
-	if tmpl == nil {
-		var err error
-		if tmpl, err = ParsePrompt(defaultPrompt); err != nil {
-			return nil, err
-		}
-	}
-	manifest, err := cfg.Sandbox.Exec(ctx, sandbox.ExecRequest{Argv: []string{"cat", "/data/testbed.json"}})
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	if manifest.ExitCode != 0 {
-		return nil, fmt.Errorf("sandbox has no public view at /data (cat /data/testbed.json: %s)", strings.TrimSpace(string(manifest.Stderr)))
-	}
-	tb, err := parseManifest(manifest.Stdout)
-	if err != nil {
-		return nil, err
-	}
-	feat, _ := cfg.Sandbox.Exec(ctx, sandbox.ExecRequest{Argv: []string{"test", "-d", "/data/features"}})
 	var tools []string
 	for _, d := range r.tools.Defs() {
 		tools = append(tools, d.Name+": "+firstSentence(d.Description))
 	}
-	r.system, err = RenderPrompt(tmpl, PromptData{Researcher: cfg.Researcher, Testbed: tb, HasFeatures: feat != nil && feat.ExitCode == 0,
-		Methods: methodNames(), Direction: cfg.Direction, Budget: cfg.Budget.String(), Tools: tools,
-		Workflow: cfg.Workflow == "suggested", Sharing: cfg.Sharing})
+	var err error
+	r.system, err = sandboxPrompt(ctx, cfg.Sandbox, cfg.Prompt, PromptData{Researcher: cfg.Researcher, Direction: cfg.Direction,
+		Budget: cfg.Budget.String(), Tools: tools, Workflow: cfg.Workflow == "suggested", Sharing: cfg.Sharing})
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// sandboxPrompt renders the researcher prompt (tmpl, or the default) for
+// what the sandbox holds: d with the testbed read from /data/testbed.json,
+// whether /data has features, and the toolkit's methods filled in.
+func sandboxPrompt(ctx context.Context, sb sandbox.Sandbox, tmpl *template.Template, d PromptData) (string, error) {
+	if tmpl == nil {
+		var err error
+		if tmpl, err = ParsePrompt(defaultPrompt); err != nil {
+			return "", err
+		}
+	}
+	manifest, err := sb.Exec(ctx, sandbox.ExecRequest{Argv: []string{"cat", "/data/testbed.json"}})
+	if err != nil {
+		return "", fmt.Errorf("sandbox: %w", err)
+	}
+	if manifest.ExitCode != 0 {
+		return "", fmt.Errorf("sandbox has no public view at /data (cat /data/testbed.json: %s)", strings.TrimSpace(string(manifest.Stderr)))
+	}
+	if d.Testbed, err = parseManifest(manifest.Stdout); err != nil {
+		return "", err
+	}
+	feat, _ := sb.Exec(ctx, sandbox.ExecRequest{Argv: []string{"test", "-d", "/data/features"}})
+	d.HasFeatures = feat != nil && feat.ExitCode == 0
+	d.Methods = methodNames()
+	return RenderPrompt(tmpl, d)
 }
 
 func firstSentence(s string) string {

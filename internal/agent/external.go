@@ -79,28 +79,8 @@ func RunExternal(ctx context.Context, cfg ExternalConfig) (*Summary, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	tmpl := cfg.Prompt
-	if tmpl == nil {
-		var err error
-		if tmpl, err = ParsePrompt(defaultPrompt); err != nil {
-			return nil, err
-		}
-	}
-	manifest, err := cfg.Sandbox.Exec(ctx, sandbox.ExecRequest{Argv: []string{"cat", "/data/testbed.json"}})
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	if manifest.ExitCode != 0 {
-		return nil, fmt.Errorf("sandbox has no public view at /data")
-	}
-	tb, err := parseManifest(manifest.Stdout)
-	if err != nil {
-		return nil, err
-	}
-	feat, _ := cfg.Sandbox.Exec(ctx, sandbox.ExecRequest{Argv: []string{"test", "-d", "/data/features"}})
-	task, err := RenderPrompt(tmpl, PromptData{Researcher: cfg.Researcher, Testbed: tb, HasFeatures: feat != nil && feat.ExitCode == 0,
-		Methods: methodNames(), Direction: cfg.Direction, Budget: cfg.Budget.String(), Tools: MCPTools,
-		Workflow: cfg.Workflow == "suggested", Sharing: cfg.Sharing})
+	task, err := sandboxPrompt(ctx, cfg.Sandbox, cfg.Prompt, PromptData{Researcher: cfg.Researcher, Direction: cfg.Direction,
+		Budget: cfg.Budget.String(), Tools: MCPTools, Workflow: cfg.Workflow == "suggested", Sharing: cfg.Sharing})
 	if err != nil {
 		return nil, err
 	}

@@ -185,17 +185,8 @@ func (tb *Testbed) WritePublic(out string, force bool) (err error) {
 		return err
 	}
 	pool, test := tb.PublicPool(), tb.PublicTest()
-	for _, f := range []struct {
-		name string
-		rows []Row
-	}{{FilePool, pool}, {FileTest, test}} {
-		objs := make([]any, len(f.rows))
-		for i, r := range f.rows {
-			objs[i] = publicRow(tb.Manifest.Kind, r)
-		}
-		if err := writeJSONL(filepath.Join(tmp, f.name), objs); err != nil {
-			return err
-		}
+	if err := tb.writeViewRows(tmp, pool, test); err != nil {
+		return err
 	}
 	for _, sl := range tb.Soft {
 		if err := writeSoftLabels(filepath.Join(tmp, dirWeak, sl.Seed+".jsonl"), pool, sl); err != nil {
@@ -205,15 +196,7 @@ func (tb *Testbed) WritePublic(out string, force bool) (err error) {
 	if err := copyTree(filepath.Join(tb.dir, dirFeatures), filepath.Join(tmp, dirFeatures)); err != nil {
 		return err
 	}
-	if err := filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.Chmod(p, 0o755)
-		}
-		return os.Chmod(p, 0o644)
-	}); err != nil {
+	if err := readableTree(tmp); err != nil {
 		return fmt.Errorf("public view: %w", err)
 	}
 	if force {
@@ -225,4 +208,36 @@ func (tb *Testbed) WritePublic(out string, force bool) (err error) {
 		return fmt.Errorf("public view: %w", err)
 	}
 	return nil
+}
+
+// writeViewRows writes a view's train_unlabel.jsonl and test.jsonl: each
+// row's id and its kind's public fields, nothing else.
+func (tb *Testbed) writeViewRows(dir string, pool, test []Row) error {
+	for _, f := range []struct {
+		name string
+		rows []Row
+	}{{FilePool, pool}, {FileTest, test}} {
+		objs := make([]any, len(f.rows))
+		for i, r := range f.rows {
+			objs[i] = publicRow(tb.Manifest.Kind, r)
+		}
+		if err := writeJSONL(filepath.Join(dir, f.name), objs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readableTree makes a view readable by anyone (a sandbox's user):
+// directories 0755, files 0644.
+func readableTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(p, 0o755)
+		}
+		return os.Chmod(p, 0o644)
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -131,17 +130,8 @@ func (tb *Testbed) WriteSealedView(out string, o SealedViewOptions) (*SealedView
 	if err := writeJSON(filepath.Join(out, manifestFile), pm); err != nil {
 		return nil, err
 	}
-	for _, f := range []struct {
-		name string
-		rows []Row
-	}{{FilePool, vPool}, {FileTest, vTest}} {
-		objs := make([]any, len(f.rows))
-		for i, r := range f.rows {
-			objs[i] = publicRow(tb.Manifest.Kind, r)
-		}
-		if err := writeJSONL(filepath.Join(out, f.name), objs); err != nil {
-			return nil, err
-		}
+	if err := tb.writeViewRows(out, vPool, vTest); err != nil {
+		return nil, err
 	}
 	// The pool's original ids, in view order, to look up soft labels.
 	orig := make([]string, len(vPool))
@@ -171,15 +161,7 @@ func (tb *Testbed) WriteSealedView(out string, o SealedViewOptions) (*SealedView
 	if err := copyTree(filepath.Join(tb.dir, dirFeatures), filepath.Join(out, dirFeatures)); err != nil {
 		return nil, err
 	}
-	if err := filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.Chmod(p, 0o755)
-		}
-		return os.Chmod(p, 0o644)
-	}); err != nil {
+	if err := readableTree(out); err != nil {
 		return nil, fmt.Errorf("sealed view: %w", err)
 	}
 	return sv, nil
