@@ -47,7 +47,7 @@ type researcherOpts struct {
 func newResearcherCmd(g *globals) *cobra.Command {
 	var o researcherOpts
 	c := &cobra.Command{
-		Use:   "researcher --lab URL --token T --testbed T --direction TEXT --backend builtin|anthropic|openai|scripted [flags]",
+		Use:   "researcher --lab URL --token T --testbed T --direction TEXT --backend builtin|anthropic|openai|scripted|agent-cli [flags]",
 		Short: "Run one researcher: the agent loop, in a fresh sandbox, against a lab, under a budget",
 		Long: `Researcher runs one researcher worker: it creates a sandbox holding the
 testbed's public view at /data (downloaded from the lab, which makes it from
@@ -64,7 +64,11 @@ sandbox holds neither, and no label ever reaches the worker.
 Backends: builtin (a search over the toolkit's method space; needs no model),
 anthropic (the Messages API), openai (any OpenAI-compatible Chat Completions
 endpoint: --base-url http://127.0.0.1:8000/v1 for vLLM, Ollama or llama.cpp),
-scripted (replays --script FILE, one model turn per line).`,
+scripted (replays --script FILE, one model turn per line), agent-cli (runs
+--agent-command, an external agent such as Claude Code, in the sandbox with
+the lab's tools through aar mcp and its model through the lab's metering
+proxy, its token as the virtual key: the real key stays in the lab; the
+sandbox gets the researcher token, which the MCP bridge and the proxy take).`,
 		Example: `  aar researcher --lab unix://$HOME/.local/share/aar/lab.sock --token $TOK --testbed metamath \
       --view /tmp/metamath-public --direction "reweight the pool by how much to trust each weak label" \
       --backend builtin --time 10m
