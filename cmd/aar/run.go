@@ -307,6 +307,9 @@ func (e *embedded) client() *labclient.Client {
 
 func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	ctx := cmd.Context()
+	if o.verifyTop < 0 {
+		return usagef("--verify-top %d: give how many of the best results to verify at the end (0 skips)", o.verifyTop)
+	}
 	dir, err := g.dataDir()
 	if err != nil {
 		return err

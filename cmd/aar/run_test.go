@@ -523,6 +523,8 @@ func TestRunBadInput(t *testing.T) {
 		{[]string{"--researchers", "1001"}, exitUsage, "at most 1000"},
 		{[]string{"--resume", "x", "--testbed", "toy"}, exitUsage, "--resume takes the campaign's spec from the ledger"},
 		{[]string{"--lab", "http://127.0.0.1:1"}, exitUsage, "needs an admin token"},
+		{[]string{"--backend", "agent-cli"}, exitUsage, "the agent-cli backend needs agent_command"},
+		{[]string{"--verify-top", "-1"}, exitUsage, "--verify-top -1"},
 	} {
 		t.Setenv("AAR_TOKEN", "")
 		code, _, errs := aar(t, data, append([]string{"run"}, c.args...)...)
