@@ -3,7 +3,8 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aar-lab/aar/internal/llm"
@@ -226,11 +227,7 @@ func (m *anthropicMeter) outcome() outcome {
 		}
 	}
 	if m.streamed {
-		idx := make([]int, 0, len(m.blocks))
-		for i := range m.blocks {
-			idx = append(idx, i)
-		}
-		sort.Ints(idx)
+		idx := slices.Sorted(maps.Keys(m.blocks))
 		content := make([]any, 0, len(idx))
 		for _, i := range idx {
 			b := m.blocks[i]
@@ -424,11 +421,7 @@ func (m *openaiMeter) outcome() outcome {
 	if !m.streamed {
 		return o
 	}
-	idx := make([]int, 0, len(m.choices))
-	for i := range m.choices {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
+	idx := slices.Sorted(maps.Keys(m.choices))
 	choices := make([]any, 0, len(idx))
 	for _, i := range idx {
 		c := m.choices[i]
@@ -437,11 +430,7 @@ func (m *openaiMeter) outcome() outcome {
 			msg["reasoning_content"] = c.thinking.String()
 		}
 		if len(c.calls) > 0 {
-			ci := make([]int, 0, len(c.calls))
-			for j := range c.calls {
-				ci = append(ci, j)
-			}
-			sort.Ints(ci)
+			ci := slices.Sorted(maps.Keys(c.calls))
 			calls := make([]any, 0, len(ci))
 			for _, j := range ci {
 				tc := c.calls[j]

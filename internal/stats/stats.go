@@ -91,8 +91,15 @@ func PairedBootstrap(a, b []float64, resamples int, level float64, seed uint64) 
 	}
 }
 
+// Quantile returns the q-quantile of sorted xs by linear interpolation
+// (NaN for none).
+func Quantile(sorted []float64, q float64) float64 { return quantile(sorted, q) }
+
 // quantile returns the q-quantile of sorted xs by linear interpolation.
 func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
 	if len(sorted) == 1 {
 		return sorted[0]
 	}

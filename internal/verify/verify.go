@@ -15,6 +15,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -221,7 +222,7 @@ func (r *run) record(ctx context.Context, c lab.VerifyCheck) {
 	r.ver.Checks = append(r.ver.Checks, c)
 	r.ver.Flags = append(r.ver.Flags, c.Flags...)
 	for _, l := range c.Labels {
-		if !contains(r.ver.Labels, l) {
+		if !slices.Contains(r.ver.Labels, l) {
 			r.ver.Labels = append(r.ver.Labels, l)
 		}
 	}
@@ -827,7 +828,7 @@ func (r *run) sealedRun(ctx context.Context) bool {
 					}
 				}
 				sort.Float64s(diffs)
-				lower := quantile(diffs, 1-GapLevel)
+				lower := stats.Quantile(diffs, 1-GapLevel)
 				c.Figures["claimed_pgr"], c.Figures["gap"], c.Figures["gap_lower_99"] = round4(*r.ver.Claimed), round4(gap), round4(lower)
 				c.Summary += fmt.Sprintf("; claimed feedback PGR %.3f (gap %+.3f, one-sided 99%% bound %+.3f)", *r.ver.Claimed, gap, lower)
 				if gap > GapMin && lower > 0 {
@@ -1153,19 +1154,7 @@ func bootPGR(tb *testbed.Testbed, preds []score.Predictions, split string, seed 
 		}
 	}
 	sort.Float64s(sorted)
-	return quantile(sorted, 0.025), quantile(sorted, 0.975), draws
-}
-
-func quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return math.NaN()
-	}
-	pos := q * float64(len(sorted)-1)
-	i := int(pos)
-	if i+1 >= len(sorted) {
-		return sorted[len(sorted)-1]
-	}
-	return sorted[i] + (pos-float64(i))*(sorted[i+1]-sorted[i])
+	return stats.Quantile(sorted, 0.025), stats.Quantile(sorted, 0.975), draws
 }
 
 func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
@@ -1185,15 +1174,6 @@ func clip(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func newRNG(seed uint64) *mrand.Rand { return mrand.New(mrand.NewPCG(seed, 0x76657269)) }
