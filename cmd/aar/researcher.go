@@ -27,6 +27,7 @@ import (
 
 // researcherOpts are aar researcher's flags.
 type researcherOpts struct {
+	engine                                     engineOpts
 	lab, token, testbed, view, direction, name string
 	backend, model, baseURL, script, prices    string
 	prompt, profile, limits, labSocket         string
@@ -115,6 +116,7 @@ sandbox gets the researcher token, which the MCP bridge and the proxy take).`,
 	f.DurationVar(&o.latency, "latency", 0, "scripted: wait this long per model turn (simulates a model's latency)")
 	f.StringVar(&o.agentCommand, "agent-command", "", "agent-cli: the agent's shell command, run in /workspace (e.g. 'claude -p \"$(cat TASK.md)\" --mcp-config .mcp.json')")
 	f.StringVar(&o.agentFiles, "agent-files", "", "agent-cli: a directory whose files are copied into /workspace first (the agent's own config or script)")
+	addEngineFlags(f, &o.engine)
 	return c
 }
 
@@ -127,6 +129,9 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		return usagef("give the lab (--lab or AAR_LAB) and your researcher token (--token or AAR_TOKEN)")
 	case strings.TrimSpace(o.direction) == "":
 		return usagef("--direction is required: the research direction, in a sentence or two")
+	}
+	if err := o.engine.validate(); err != nil {
+		return err
 	}
 	cl, err := labclient.New(o.lab, o.token)
 	if err != nil {
@@ -241,7 +246,7 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	case strings.HasPrefix(o.lab, "unix://"):
 		spec.LabSocket = strings.TrimPrefix(o.lab, "unix://")
 	}
-	b, err := g.sandboxBackend(filepath.Join(dir, "sandboxes"))
+	b, err := g.engineBackend(ctx, o.engine, filepath.Join(dir, "sandboxes"))
 	if err != nil {
 		return err
 	}
@@ -289,7 +294,7 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 		if err != nil {
 			return err
 		}
-		return writeJSON(g.stdout, sum)
+		return workerSummary(g, sum)
 	}
 	cfg := agent.Config{Researcher: name, Testbed: m.Name, Direction: o.direction, Backend: backend, Model: model, Consult: consult,
 		Prices: prices, Lab: cl, Sandbox: sb, Prompt: prompt, MaxTokens: o.maxTokens, ThinkingBudget: o.thinking, ContextTokens: o.contextTokens,
@@ -355,7 +360,7 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(g.stdout, sum)
+	return workerSummary(g, sum)
 }
 
 // readAgentFiles reads the regular files under dir (for --agent-files),
@@ -542,4 +547,30 @@ func sanitizeID(s string) string {
 		return "researcher"
 	}
 	return b.String()
+}
+
+// workerSummary prints the worker's JSON summary on stdout and, in a pod
+// (AAR_TERMINATION_LOG, e.g. /dev/termination-log), writes it there too,
+// where the supervisor reads it as the pod's termination message
+// (Kubernetes keeps 4 KiB of it).
+func workerSummary(g *globals, sum any) error {
+	if err := writeJSON(g.stdout, sum); err != nil {
+		return err
+	}
+	if p := os.Getenv("AAR_TERMINATION_LOG"); p != "" {
+		b, err := json.Marshal(sum)
+		if err != nil {
+			return err
+		}
+		if len(b) > 4096 {
+			// The reason is what the supervisor needs; keep it whole.
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			b, _ = json.Marshal(map[string]any{"reason": m["reason"], "truncated": true})
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			fmt.Fprintf(g.stderr, "warning: termination log %s: %v\n", p, err)
+		}
+	}
+	return nil
 }

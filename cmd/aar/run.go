@@ -36,6 +36,7 @@ import (
 
 // runOpts are aar run's flags.
 type runOpts struct {
+	engine                                                                  engineOpts
 	file, testbed, directions, backend, model, policy, labURL, name, resume string
 	sharing, workflow, cpu, script, latency, report, addr, profile          string
 	researchers                                                             int
@@ -105,6 +106,7 @@ campaign from another terminal with aar runs.`,
 	f.BoolVar(&o.noBaselines, "no-baselines", false, "do not post the baselines' results at the start")
 	f.StringVar(&o.agentCommand, "agent-command", "", "agent-cli backend: the agent's shell command, run in each sandbox's /workspace (see README: Bring your own agent)")
 	f.StringVar(&o.agentFiles, "agent-files", "", "agent-cli backend: a directory copied into each sandbox's /workspace first")
+	addEngineFlags(f, &o.engine)
 	f.IntVar(&o.verifyTop, "verify-top", 3, "when the campaign ends, verify its K best results (aar verify: replay, sealed re-run, ablation, audit); 0 skips")
 	return c
 }
@@ -310,6 +312,12 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	if o.verifyTop < 0 {
 		return usagef("--verify-top %d: give how many of the best results to verify at the end (0 skips)", o.verifyTop)
 	}
+	if err := o.engine.validate(); err != nil {
+		return err
+	}
+	if o.engine.kind == "kubernetes" && o.labURL == "" {
+		return usagef("--sandbox kubernetes needs --lab: the URL of a lab the cluster's pods reach (e.g. http://aar-lab.aar.svc:8420; see deploy/README.md)")
+	}
 	dir, err := g.dataDir()
 	if err != nil {
 		return err
@@ -408,6 +416,29 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	if emb != nil {
 		removeStaleSandboxes(g, dir, id)
 	}
+	switch o.engine.kind {
+	case "docker":
+		// The image once, here, rather than by every worker at once; and
+		// the containers of an earlier run of this campaign go.
+		db, err := g.dockerBackend(ctx, o.engine)
+		if err != nil {
+			return err
+		}
+		o.engine.dockerImage = db.Image
+		removed, err := db.Reap(ctx, clip(sanitizeID(id), 24)+"-")
+		for _, r := range removed {
+			fmt.Fprintf(g.stderr, "removed sandbox container %s left by an earlier run\n", r)
+		}
+		if err != nil {
+			fmt.Fprintf(g.stderr, "warning: %v\n", err)
+		}
+		db.Client.Close()
+	case "kubernetes":
+		if err := kubeCampaign(ctx, g, &copts); err != nil {
+			return err
+		}
+	}
+	copts.WorkerArgs = o.engine.workerArgs()
 	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sup, err := campaign.Start(sctx, copts)

@@ -525,6 +525,9 @@ func TestRunBadInput(t *testing.T) {
 		{[]string{"--lab", "http://127.0.0.1:1"}, exitUsage, "needs an admin token"},
 		{[]string{"--backend", "agent-cli"}, exitUsage, "the agent-cli backend needs agent_command"},
 		{[]string{"--verify-top", "-1"}, exitUsage, "--verify-top -1"},
+		{[]string{"--sandbox", "vm"}, exitUsage, `--sandbox "vm": give local, docker or kubernetes`},
+		{[]string{"--sandbox", "kubernetes"}, exitUsage, "--sandbox kubernetes needs --lab"},
+		{[]string{"--gpus", "2"}, exitUsage, "apply to --sandbox docker only"},
 	} {
 		t.Setenv("AAR_TOKEN", "")
 		code, _, errs := aar(t, data, append([]string{"run"}, c.args...)...)

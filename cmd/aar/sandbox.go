@@ -156,7 +156,7 @@ K/M/G suffixes, durations Go's form (10m, 30s).`,
 			return nil
 		},
 	}
-	c.AddCommand(doctor, run, rm)
+	c.AddCommand(doctor, run, rm, newSandboxImageCmd(g))
 	return c
 }
 

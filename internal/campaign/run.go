@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aar-lab/aar/internal/labclient"
@@ -34,6 +32,13 @@ type Options struct {
 	// sandboxes and downloaded views live there).
 	Exe     string
 	DataDir string
+	// Launcher starts the workers (default: LocalLauncher{Exe}, child
+	// processes); WorkerArgs are added to every worker's aar researcher
+	// arguments (e.g. --sandbox docker); WorkerData is the --data each
+	// worker gets (default DataDir; a pod's own directory on a cluster).
+	Launcher   Launcher
+	WorkerArgs []string
+	WorkerData string
 	// Env is added to every worker's environment (model keys); the worker's
 	// token is added per worker.
 	Env []string
@@ -55,6 +60,19 @@ type Options struct {
 	Logs string
 }
 
+// exit is how a worker ended.
+type exit struct {
+	summary []byte
+	err     error
+}
+
+func mergeFields(a, b map[string]any) map[string]any {
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
+}
+
 // Outcome is how a campaign run ended.
 type Outcome struct {
 	Campaign string            `json:"campaign"`
@@ -67,7 +85,8 @@ type Outcome struct {
 type worker struct {
 	name   string
 	spec   ResearcherSpec
-	cmd    *exec.Cmd
+	proc   Worker
+	exit   chan exit
 	done   chan struct{}
 	mu     sync.Mutex
 	action string
@@ -106,6 +125,12 @@ type Supervisor struct {
 // Start creates (or, with Resume, reopens) the campaign, posts the
 // baselines, and starts a worker per researcher that has work left.
 func Start(ctx context.Context, o Options) (*Supervisor, error) {
+	if o.Launcher == nil {
+		o.Launcher = LocalLauncher{Exe: o.Exe}
+	}
+	if o.WorkerData == "" {
+		o.WorkerData = o.DataDir
+	}
 	if o.Every <= 0 {
 		switch {
 		case o.JSON:
@@ -240,7 +265,7 @@ func (s *Supervisor) doneBefore(ctx context.Context, name string) (bool, string,
 // launch starts one researcher's worker, unless a resumed campaign finds
 // its work done.
 func (s *Supervisor) launch(ctx context.Context, r ResearcherSpec) error {
-	w := &worker{name: r.Name, spec: r, done: make(chan struct{}), state: "starting"}
+	w := &worker{name: r.Name, spec: r, exit: make(chan exit, 1), done: make(chan struct{}), state: "starting"}
 	s.mu.Lock()
 	if _, dup := s.workers[r.Name]; dup {
 		s.mu.Unlock()
@@ -265,7 +290,7 @@ func (s *Supervisor) launch(ctx context.Context, r ResearcherSpec) error {
 		return fmt.Errorf("token for %s: %w", r.Name, err)
 	}
 	args := []string{"researcher", "--lab", s.o.WorkerLab, "--testbed", s.spec.Testbed, "--direction", r.Direction,
-		"--backend", r.Backend, "--name", r.Name, "--data", s.o.DataDir, "--seed", strconv.FormatUint(r.Seed, 10),
+		"--backend", r.Backend, "--name", r.Name, "--data", s.o.WorkerData, "--seed", strconv.FormatUint(r.Seed, 10),
 		"--sharing", s.spec.Conditions.Sharing, "--workflow", s.spec.Conditions.Workflow, "--sandbox-prefix", s.id}
 	add := func(flag, v string) {
 		if v != "" {
@@ -286,38 +311,31 @@ func (s *Supervisor) launch(ctx context.Context, r ResearcherSpec) error {
 	if !s.deadline.IsZero() {
 		args = append(args, "--deadline", s.deadline.UTC().Format(time.RFC3339))
 	}
-	cmd := exec.Command(s.o.Exe, args...)
-	cmd.Env = withoutEnv(os.Environ(), "AAR_TOKEN", "AAR_LAB")
-	if r.Backend == "agent-cli" {
-		// An external agent reaches its model through the lab's proxy: its
-		// worker gets no model key at all.
-		cmd.Env = withoutEnv(cmd.Env, "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")
-	} else {
-		cmd.Env = append(cmd.Env, s.o.Env...)
+	args = append(args, s.o.WorkerArgs...)
+	ws := WorkerSpec{Campaign: s.id, Researcher: r.Name, Args: args, Token: tok, Proxied: r.Backend == "agent-cli"}
+	if !ws.Proxied {
+		ws.Env = append(ws.Env, s.o.Env...)
 	}
-	cmd.Env = append(cmd.Env, "AAR_TOKEN="+tok)
-	// The worker dies with the supervisor (a crashed `aar run` leaves no
-	// orphan spending), and gets signals only from it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logf, err := os.OpenFile(filepath.Join(s.o.Logs, r.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	stderr, err := cmd.StderrPipe()
+	pr, pw := io.Pipe()
+	proc, err := s.o.Launcher.Launch(ctx, ws, pw)
 	if err != nil {
 		logf.Close()
+		pw.Close()
 		return err
 	}
-	var stdout strings.Builder
-	cmd.Stdout = &stdout
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start worker %s: %w", r.Name, err)
-	}
-	w.set(func(w *worker) { w.cmd, w.state = cmd, "running" })
-	s.events.emit("researcher_started", map[string]any{"researcher": r.Name, "pid": cmd.Process.Pid, "direction": r.Direction, "backend": r.Backend})
+	w.set(func(w *worker) { w.proc, w.state = proc, "running" })
+	s.events.emit("researcher_started", mergeFields(map[string]any{"researcher": r.Name, "direction": r.Direction, "backend": r.Backend}, proc.Describe()))
 	go func() {
-		sc := bufio.NewScanner(stderr)
+		sum, err := proc.Wait()
+		pw.Close()
+		w.exit <- exit{sum, err}
+	}()
+	go func() {
+		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
@@ -326,12 +344,14 @@ func (s *Supervisor) launch(ctx context.Context, r ResearcherSpec) error {
 				w.set(func(w *worker) { w.action = a })
 			}
 		}
-		err := cmd.Wait()
+		_, _ = io.Copy(io.Discard, pr)
+		ex := <-w.exit
+		err := ex.err
 		logf.Close()
 		var sum struct {
 			Reason string `json:"reason"`
 		}
-		_ = json.Unmarshal([]byte(stdout.String()), &sum)
+		_ = json.Unmarshal(ex.summary, &sum)
 		w.set(func(w *worker) {
 			switch {
 			case err == nil:
@@ -511,8 +531,8 @@ func (s *Supervisor) Stop(ctx context.Context, note string) {
 	}
 	for _, w := range ws {
 		w.mu.Lock()
-		if w.cmd != nil && w.cmd.Process != nil {
-			_ = w.cmd.Process.Signal(syscall.SIGTERM)
+		if w.proc != nil {
+			w.proc.Stop()
 		}
 		w.mu.Unlock()
 	}
@@ -523,8 +543,8 @@ func (s *Supervisor) Stop(ctx context.Context, note string) {
 		case <-deadline:
 			for _, v := range ws {
 				v.mu.Lock()
-				if v.cmd != nil && v.cmd.Process != nil {
-					_ = v.cmd.Process.Kill()
+				if v.proc != nil {
+					v.proc.Kill()
 				}
 				v.mu.Unlock()
 			}

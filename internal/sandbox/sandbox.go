@@ -11,7 +11,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -171,4 +173,40 @@ type Sandbox interface {
 // Backend makes sandboxes.
 type Backend interface {
 	Create(ctx context.Context, spec Spec) (Sandbox, error)
+}
+
+// Capped keeps the first Max bytes written to it and counts the rest: a
+// command's captured output stream.
+type Capped struct {
+	Max     int64
+	Buf     bytes.Buffer
+	Dropped int64
+}
+
+func (c *Capped) Write(p []byte) (int, error) {
+	room := c.Max - int64(c.Buf.Len())
+	if room > 0 {
+		n := min(int64(len(p)), room)
+		c.Buf.Write(p[:n])
+		c.Dropped += int64(len(p)) - n
+	} else {
+		c.Dropped += int64(len(p))
+	}
+	return len(p), nil
+}
+
+// Finish fills res's output fields from the captured streams, noting what
+// was dropped and, when timedOut, that the command was killed after timeout.
+func Finish(res *ExecResult, stdout, stderr *Capped, timedOut bool, timeout time.Duration) {
+	res.Stdout, res.Stderr = stdout.Buf.Bytes(), stderr.Buf.Bytes()
+	res.StdoutDropped, res.StderrDropped, res.TimedOut = stdout.Dropped, stderr.Dropped, timedOut
+	if res.StdoutDropped > 0 {
+		res.Stdout = append(res.Stdout, fmt.Sprintf("\n[aar: %d more bytes of stdout dropped]\n", res.StdoutDropped)...)
+	}
+	if res.StderrDropped > 0 {
+		res.Stderr = append(res.Stderr, fmt.Sprintf("\n[aar: %d more bytes of stderr dropped]\n", res.StderrDropped)...)
+	}
+	if timedOut {
+		res.Stderr = append(res.Stderr, fmt.Sprintf("\n[aar: killed after the %s command timeout]\n", timeout)...)
+	}
 }

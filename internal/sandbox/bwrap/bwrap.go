@@ -238,8 +238,8 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	// killed, stop waiting for them rather than hang the worker.
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Stdin = bytes.NewReader(req.Stdin)
-	out := &capped{max: s.lim.OutputBytes}
-	errw := &capped{max: s.lim.OutputBytes}
+	out := &sandbox.Capped{Max: s.lim.OutputBytes}
+	errw := &sandbox.Capped{Max: s.lim.OutputBytes}
 	cmd.Stdout, cmd.Stderr = out, errw
 	cpu0, cpuOK := s.cg.cpuUsage()
 	start := time.Now()
@@ -261,8 +261,7 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	}
 	// Nothing outlives its command: kill whatever is left in the cgroup.
 	s.cg.killAll()
-	res := &sandbox.ExecResult{Stdout: out.buf.Bytes(), Stderr: errw.buf.Bytes(), StdoutDropped: out.dropped, StderrDropped: errw.dropped,
-		TimedOut: timedOut, Duration: time.Since(start)}
+	res := &sandbox.ExecResult{Duration: time.Since(start)}
 	res.Audit = au.finish()
 	// CPU time: the cgroup's count where there is one (it sees every
 	// process, reaped or killed), else what wait4 reports. Under an audit
@@ -284,35 +283,8 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	default:
 		return nil, fmt.Errorf("sandbox command: %w", werr)
 	}
-	if res.StdoutDropped > 0 {
-		res.Stdout = append(res.Stdout, fmt.Sprintf("\n[aar: %d more bytes of stdout dropped]\n", res.StdoutDropped)...)
-	}
-	if res.StderrDropped > 0 {
-		res.Stderr = append(res.Stderr, fmt.Sprintf("\n[aar: %d more bytes of stderr dropped]\n", res.StderrDropped)...)
-	}
-	if timedOut {
-		res.Stderr = append(res.Stderr, fmt.Sprintf("\n[aar: killed after the %s command timeout]\n", timeout)...)
-	}
+	sandbox.Finish(res, out, errw, timedOut, timeout)
 	return res, nil
-}
-
-// capped keeps the first max bytes written and counts the rest.
-type capped struct {
-	max     int64
-	buf     bytes.Buffer
-	dropped int64
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	room := c.max - int64(c.buf.Len())
-	if room > 0 {
-		n := min(int64(len(p)), room)
-		c.buf.Write(p[:n])
-		c.dropped += int64(len(p)) - n
-	} else {
-		c.dropped += int64(len(p))
-	}
-	return len(p), nil
 }
 
 // openInside opens a workspace-relative path through an os.Root, so that

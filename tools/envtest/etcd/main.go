@@ -1,0 +1,11 @@
+// Command etcd is etcd's own server main, built from the module proxy so the
+// envtest suite needs no etcd download.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
