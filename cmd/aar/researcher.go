@@ -246,7 +246,13 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	case strings.HasPrefix(o.lab, "unix://"):
 		spec.LabSocket = strings.TrimPrefix(o.lab, "unix://")
 	}
-	b, err := g.engineBackend(ctx, o.engine, filepath.Join(dir, "sandboxes"))
+	if o.engine.kind == "kubernetes" && o.backend == "agent-cli" {
+		// A pod reaches the lab by its in-cluster URL (the backend's
+		// configuration), not a socket: a non-empty LabSocket asks the
+		// backend for lab access (its NetworkPolicy, AAR_LAB and token).
+		spec.LabSocket = o.lab
+	}
+	b, err := g.engineBackend(ctx, o.engine, filepath.Join(dir, "sandboxes"), o.token)
 	if err != nil {
 		return err
 	}

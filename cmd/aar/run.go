@@ -107,6 +107,7 @@ campaign from another terminal with aar runs.`,
 	f.StringVar(&o.agentCommand, "agent-command", "", "agent-cli backend: the agent's shell command, run in each sandbox's /workspace (see README: Bring your own agent)")
 	f.StringVar(&o.agentFiles, "agent-files", "", "agent-cli backend: a directory copied into each sandbox's /workspace first")
 	addEngineFlags(f, &o.engine)
+	addKubeFlags(f, &o.engine)
 	f.IntVar(&o.verifyTop, "verify-top", 3, "when the campaign ends, verify its K best results (aar verify: replay, sealed re-run, ablation, audit); 0 skips")
 	return c
 }
@@ -318,6 +319,9 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 	if o.engine.kind == "kubernetes" && o.labURL == "" {
 		return usagef("--sandbox kubernetes needs --lab: the URL of a lab the cluster's pods reach (e.g. http://aar-lab.aar.svc:8420; see deploy/README.md)")
 	}
+	if o.engine.kind == "kubernetes" && o.engine.kubeImage == "" && os.Getenv("AAR_KUBE_IMAGE") == "" {
+		return usagef("--sandbox kubernetes needs --kube-image (or AAR_KUBE_IMAGE): an image holding /usr/local/bin/aar that the cluster can pull (see deploy/README.md)")
+	}
 	dir, err := g.dataDir()
 	if err != nil {
 		return err
@@ -434,9 +438,15 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 		}
 		db.Client.Close()
 	case "kubernetes":
-		if err := kubeCampaign(ctx, g, &copts); err != nil {
+		cleanup, err := kubeCampaign(o, &copts)
+		if err != nil {
 			return err
 		}
+		defer func() {
+			if err := cleanup(context.WithoutCancel(ctx)); err != nil {
+				fmt.Fprintf(g.stderr, "warning: %v\n", err)
+			}
+		}()
 	}
 	copts.WorkerArgs = o.engine.workerArgs()
 	sctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

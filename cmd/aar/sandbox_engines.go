@@ -21,6 +21,8 @@ type engineOpts struct {
 	dockerImage string
 	gpus        string
 	runtime     string
+	// aar run --sandbox kubernetes only
+	kubeconfig, kubeNamespace, kubeImage, kubeLabURL string
 }
 
 func addEngineFlags(f *pflag.FlagSet, o *engineOpts) {
@@ -30,14 +32,26 @@ func addEngineFlags(f *pflag.FlagSet, o *engineOpts) {
 	f.StringVar(&o.runtime, "docker-runtime", "", "docker: OCI runtime for sandboxes (e.g. runsc for gVisor)")
 }
 
+// addKubeFlags are aar run's flags for --sandbox kubernetes (a worker pod
+// reads the same settings from its AAR_KUBE_* environment).
+func addKubeFlags(f *pflag.FlagSet, o *engineOpts) {
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubernetes: kubeconfig file (default $KUBECONFIG or ~/.kube/config; in a pod, its service account)")
+	f.StringVar(&o.kubeNamespace, "kube-namespace", "", "kubernetes: namespace of the workers and sandboxes, the lab's (default $AAR_KUBE_NAMESPACE, else aar; see deploy/)")
+	f.StringVar(&o.kubeImage, "kube-image", "", "kubernetes: the worker and sandbox image, holding /usr/local/bin/aar, a shell, coreutils, tar and python3 (default $AAR_KUBE_IMAGE)")
+	f.StringVar(&o.kubeLabURL, "kube-lab-url", "", "kubernetes: the lab's URL as pods reach it (default $AAR_KUBE_LAB_URL, else --lab)")
+}
+
 func (o engineOpts) validate() error {
 	switch o.kind {
 	case "", "local", "docker", "kubernetes":
 	default:
 		return usagef("--sandbox %q: give local, docker or kubernetes", o.kind)
 	}
-	if o.kind != "docker" && (o.dockerImage != "" || o.gpus != "" || o.runtime != "") {
-		return usagef("--docker-image, --gpus and --docker-runtime apply to --sandbox docker only")
+	if o.kind != "docker" && (o.dockerImage != "" || o.runtime != "") {
+		return usagef("--docker-image and --docker-runtime apply to --sandbox docker only")
+	}
+	if o.gpus != "" && o.kind != "docker" && o.kind != "kubernetes" {
+		return usagef("--gpus applies to --sandbox docker or kubernetes")
 	}
 	return nil
 }
@@ -48,9 +62,12 @@ func (o engineOpts) workerArgs() []string {
 		return nil
 	}
 	a := []string{"--sandbox", o.kind}
-	for flag, v := range map[string]string{"--docker-image": o.dockerImage, "--gpus": o.gpus, "--docker-runtime": o.runtime} {
-		if v != "" {
-			a = append(a, flag, v)
+	if o.kind == "kubernetes" {
+		return a // a worker pod's settings come in its AAR_KUBE_* environment
+	}
+	for _, kv := range [][2]string{{"--docker-image", o.dockerImage}, {"--gpus", o.gpus}, {"--docker-runtime", o.runtime}} {
+		if kv[1] != "" {
+			a = append(a, kv[0], kv[1])
 		}
 	}
 	return a
@@ -78,12 +95,13 @@ func (g *globals) dockerBackend(ctx context.Context, o engineOpts) (*docker.Back
 
 // engineBackend is the sandbox backend the options name; root is the local
 // backend's directory.
-func (g *globals) engineBackend(ctx context.Context, o engineOpts, root string) (sandbox.Backend, error) {
+// token is the researcher's, for a Kubernetes sandbox that reaches the lab.
+func (g *globals) engineBackend(ctx context.Context, o engineOpts, root, token string) (sandbox.Backend, error) {
 	switch o.kind {
 	case "docker":
 		return g.dockerBackend(ctx, o)
 	case "kubernetes":
-		return kubeSandboxBackend()
+		return kubeSandboxBackend(token)
 	default:
 		return g.sandboxBackend(root)
 	}

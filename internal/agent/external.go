@@ -139,6 +139,15 @@ func RunExternal(ctx context.Context, cfg ExternalConfig) (*Summary, error) {
 	}
 	lab := "unix:///run/aar/lab.sock"
 	base := fmt.Sprintf("http://127.0.0.1:%d", cfg.Port)
+	// A sandbox on a cluster reaches the lab over the network (its
+	// NetworkPolicy allows the lab alone): no socket and no forwarder.
+	direct := ""
+	if u, ok := cfg.Sandbox.(interface{ LabURL() string }); ok {
+		direct = strings.TrimSuffix(u.LabURL(), "/")
+	}
+	if direct != "" {
+		lab, base = direct, direct
+	}
 	env := []string{
 		"AAR_LAB=" + lab, "AAR_TOKEN=" + cfg.Token, "HOME=/workspace",
 		"AAR_TASK_FILE=/workspace/TASK.md", "AAR_MCP_CONFIG=/workspace/.mcp.json", "AAR_LAB_HTTP=" + base,
@@ -155,6 +164,9 @@ sh -c "$AAR_AGENT_COMMAND"
 rc=$?
 kill $fwd 2>/dev/null
 exit $rc`, cfg.Port, strings.TrimPrefix(lab, "unix://"), cfg.Port)
+	if direct != "" {
+		shell = `exec sh -c "$AAR_AGENT_COMMAND"`
+	}
 	start := cfg.Now()
 	fmt.Fprintf(cfg.Log, "researcher %s: agent-cli: %s\n", cfg.Researcher, cfg.Command)
 	res, err := cfg.Sandbox.Exec(runCtx, sandbox.ExecRequest{Shell: shell, Env: env, Dir: "/workspace", Timeout: cfg.Wall})

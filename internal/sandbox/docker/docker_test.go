@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/aar-lab/aar/internal/sandbox"
+	"github.com/aar-lab/aar/internal/sandbox/bwrap"
 	"github.com/aar-lab/aar/internal/sandbox/sandboxtest"
 )
 
@@ -230,38 +232,80 @@ func TestHostConfig(t *testing.T) {
 	}
 }
 
-// BenchmarkCreate measures a sandbox's start: create and start the
-// container, then its first command (the p50 is in the closing note of the
-// issue that added this backend; compare with bwrap's BenchmarkCreate).
-func BenchmarkCreate(b *testing.B) {
-	bk := newBackend(b)
-	ctx := context.Background()
-	for i := 0; b.Loop(); i++ {
-		s, err := bk.Create(ctx, sandbox.Spec{ID: uniqueID(fmt.Sprintf("bench-%d", i))})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"true"}}); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		s.Destroy(ctx)
-		b.StartTimer()
-	}
+func percentile(d []time.Duration, q float64) time.Duration {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[int(q*float64(len(d)-1))]
 }
 
-// BenchmarkExec measures one command in a running sandbox.
-func BenchmarkExec(b *testing.B) {
+func reportPercentiles(b *testing.B, name string, d []time.Duration) {
+	b.ReportMetric(float64(percentile(d, 0.5).Microseconds())/1000, name+"p50-ms")
+	b.ReportMetric(float64(percentile(d, 0.99).Microseconds())/1000, name+"p99-ms")
+}
+
+// BenchmarkStart measures a sandbox's start — create it and run its first
+// command (`true`) — as a container and, side by side in the same run, as
+// the local bubblewrap sandbox (the reference), with the ratio of the p50s.
+// Destroying is not timed.
+func BenchmarkStart(b *testing.B) {
 	bk := newBackend(b)
+	local := &bwrap.Backend{Root: filepath.Join(b.TempDir(), "sb")}
 	ctx := context.Background()
-	s, err := bk.Create(ctx, sandbox.Spec{ID: uniqueID("bench-exec")})
+	var dock, bw []time.Duration
+	for i := 0; b.Loop(); i++ {
+		for _, c := range []struct {
+			bk  sandbox.Backend
+			out *[]time.Duration
+		}{{bk, &dock}, {local, &bw}} {
+			t0 := time.Now()
+			s, err := c.bk.Create(ctx, sandbox.Spec{ID: uniqueID(fmt.Sprintf("start-%d", i))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"true"}}); err != nil || r.ExitCode != 0 {
+				b.Fatal(r, err)
+			}
+			*c.out = append(*c.out, time.Since(t0))
+			b.StopTimer()
+			s.Destroy(ctx)
+			b.StartTimer()
+		}
+	}
+	reportPercentiles(b, "docker-", dock)
+	reportPercentiles(b, "bwrap-", bw)
+	b.ReportMetric(float64(percentile(dock, 0.5))/float64(percentile(bw, 0.5)), "ratio")
+}
+
+// BenchmarkExecTrue measures one command (`true`) in a live sandbox, as a
+// container and as the local bubblewrap sandbox side by side.
+func BenchmarkExecTrue(b *testing.B) {
+	bk := newBackend(b)
+	local := &bwrap.Backend{Root: filepath.Join(b.TempDir(), "sb")}
+	ctx := context.Background()
+	ds, err := bk.Create(ctx, sandbox.Spec{ID: uniqueID("bench-exec")})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Destroy(ctx)
+	defer ds.Destroy(ctx)
+	ls, err := local.Create(ctx, sandbox.Spec{ID: "bench-exec"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ls.Destroy(ctx)
+	var dock, bw []time.Duration
 	for b.Loop() {
-		if _, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"true"}, Timeout: time.Minute}); err != nil {
-			b.Fatal(err)
+		for _, c := range []struct {
+			s   sandbox.Sandbox
+			out *[]time.Duration
+		}{{ds, &dock}, {ls, &bw}} {
+			t0 := time.Now()
+			if r, err := c.s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"true"}}); err != nil || r.ExitCode != 0 {
+				b.Fatal(r, err)
+			}
+			*c.out = append(*c.out, time.Since(t0))
 		}
 	}
+	reportPercentiles(b, "docker-", dock)
+	reportPercentiles(b, "bwrap-", bw)
+	b.ReportMetric(float64(percentile(dock, 0.5))/float64(percentile(bw, 0.5)), "ratio")
 }
