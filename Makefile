@@ -5,7 +5,7 @@ DEMO_DATA ?= .aar-demo
 FIXTURE   := internal/testbed/testdata/study
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build run demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox bench-researcher bench-campaign verify-baselines testbeds-check clean
+.PHONY: build run demo demo-study test race lint fuzz bench bench-lab bench-lr bench-sandbox bench-scale bench-researcher bench-campaign verify-baselines testbeds-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aar
@@ -36,6 +36,16 @@ demo-study: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# The Kubernetes backend, deploy/'s manifests and aar run --sandbox
+# kubernetes against a real kube-apiserver and etcd (envtest; no kubelet:
+# the tests play it): scripts/envtest.sh builds them once into a cache
+# (6-15 min cold). make test runs these suites too when the cache is there.
+.PHONY: test-kube
+test-kube:
+	scripts/envtest.sh >/dev/null
+	KUBEBUILDER_ASSETS=$$(scripts/envtest.sh) $(GO) test -count=1 ./internal/sandbox/kubernetes/... ./deploy/kubernetes
+	KUBEBUILDER_ASSETS=$$(scripts/envtest.sh) $(GO) test -count=1 ./cmd/aar -run TestRunKubernetes
 
 # The race detector over the concurrent parts (lab, ledger, forum, learners).
 race:
@@ -78,6 +88,7 @@ bench:
 bench-sandbox:
 	$(GO) test ./internal/sandbox/bwrap -run '^$$' -bench 'ExecTrue|CreateDestroy' -benchtime 200x
 	$(GO) test ./internal/sandbox/bwrap -run '^$$' -bench BusySandboxes -benchtime 3x
+	$(GO) test ./internal/sandbox/docker -run '^$$' -bench 'Start|ExecTrue' -benchtime 50x
 
 # The built-in researcher alone on metamath for 10 sandbox-CPU minutes in a
 # fresh lab; its result re-scored on the holdout split against vanilla and
@@ -95,6 +106,16 @@ bench-lab:
 	$(GO) test ./internal/lab -run '^$$' -bench BenchmarkSubmissions -benchtime 4000x
 	$(GO) test ./internal/score -run '^$$' -bench BenchmarkScoreSubmission -benchmem
 	$(GO) test ./internal/forum/... -run '^$$' -bench BenchmarkListSince -benchtime 200x
+
+# The lab under 1 to 1,024 scripted researchers (a goroutine, token and
+# connection each, over loopback TCP and the Unix socket; the worker's step
+# mix, no think time), 10 s per count, on SQLite and (when AAR_TEST_POSTGRES
+# names a server) PostgreSQL: docs/scale/scale.{md,json,svg,png}, ~4 min on
+# 2 cores. SCALE_ARGS adds flags (-duration 30s, -profile DIR, -researchers
+# 1,64,1024). docs/scale.md reads the figures.
+SCALE_ARGS ?=
+bench-scale:
+	$(GO) run ./cmd/labsim -out docs/scale $(SCALE_ARGS)
 
 # aar's L-BFGS logistic regression side by side with scikit-learn's (Debian
 # python3-sklearn, a benchmark reference only) on an installed testbed.

@@ -69,8 +69,9 @@ type Lab struct {
 	signer   *store.Signer
 	detector score.Detector
 
-	headMu   sync.Mutex // guards lastHead
-	lastHead string     // the head after this lab's last append (for headers)
+	headMu     sync.Mutex // guards lastHead and sinceCheck
+	lastHead   string     // the head after this lab's last append (for headers)
+	sinceCheck int        // appends since the last checkpoint (rejections append without mu)
 
 	views publicViews // public view archives by testbed
 	// transcriptLinks: submission, finding or snapshot id → the transcript
@@ -92,7 +93,6 @@ type Lab struct {
 	ladders     map[string]*score.Ladder    // campaign\x00researcher → ladder
 	quotas      map[string]*score.Quota     // campaign → quota
 	loaded      map[string]*testbed.Testbed // testbed cache
-	sinceCheck  int                         // appends since the last checkpoint
 	submitLocks map[string]*sync.Mutex      // researcher → lock (idempotency)
 	transcripts map[string]*transcriptLog   // campaign\x00researcher → transcript index
 	notebooks   map[string][]NotebookEntry  // campaign\x00researcher → notebook
@@ -246,10 +246,13 @@ func (l *Lab) append(ctx context.Context, in ...store.Input) ([]store.Event, err
 	}
 	l.headMu.Lock()
 	l.lastHead = store.HeadString(evs[len(evs)-1])
-	l.headMu.Unlock()
 	l.sinceCheck += len(evs)
-	if l.sinceCheck >= l.cfg.CheckpointEvery {
+	due := l.sinceCheck >= l.cfg.CheckpointEvery
+	if due {
 		l.sinceCheck = 0
+	}
+	l.headMu.Unlock()
+	if due {
 		if err := l.ledger.AddCheckpoint(ctx, l.signer.Checkpoint(evs[len(evs)-1], l.cfg.Now())); err != nil {
 			l.log.Error("ledger checkpoint", "err", err)
 		}
