@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -209,4 +210,40 @@ func Finish(res *ExecResult, stdout, stderr *Capped, timedOut bool, timeout time
 	if timedOut {
 		res.Stderr = append(res.Stderr, fmt.Sprintf("\n[aar: killed after the %s command timeout]\n", timeout)...)
 	}
+}
+
+// Bound is one command's bound in sandbox id, created at created:
+// the request's timeout, at most the per-command limit, never past the
+// sandbox's lifetime; an error once the lifetime is over.
+func (l Limits) Bound(id string, req time.Duration, created time.Time) (time.Duration, error) {
+	left := l.Lifetime - time.Since(created)
+	if left <= 0 {
+		return 0, fmt.Errorf("sandbox %s outlived its %s lifetime: create a new one", id, l.Lifetime)
+	}
+	t := req
+	if t <= 0 || t > l.CommandTimeout {
+		t = l.CommandTimeout
+	}
+	return min(t, left), nil
+}
+
+// Warned collects what a sandbox could not enforce (its Warnings); safe
+// for concurrent use. Backends embed it.
+type Warned struct {
+	mu   sync.Mutex
+	list []string // guarded by mu
+}
+
+// Warn records a warning.
+func (w *Warned) Warn(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, fmt.Sprintf(format, args...))
+}
+
+// Warnings implements Sandbox.Warnings.
+func (w *Warned) Warnings() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.list...)
 }

@@ -89,13 +89,13 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 	}
 	// A size-limited workspace: a tmpfs mounted on the host (needs root).
 	if err := syscall.Mount("tmpfs", s.ws, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size="+strconv.FormatInt(s.lim.WorkspaceBytes, 10)+",mode=0755"); err != nil {
-		s.warn("workspace size is not enforced (mounting a tmpfs needs root: %v)", err)
+		s.Warn("workspace size is not enforced (mounting a tmpfs needs root: %v)", err)
 	} else {
 		s.mounted = true
 	}
 	s.cg = newCgroup(spec.ID)
 	if err := s.cg.setup(s.lim); err != nil {
-		s.warn("%v", err)
+		s.Warn("%v", err)
 	}
 	return s, nil
 }
@@ -112,24 +112,13 @@ type box struct {
 	cg      *cgroup
 	created time.Time
 
+	sandbox.Warned // what this host could not enforce
+
 	mu        sync.Mutex
-	warnings  []string // guarded by mu
-	destroyed bool     // guarded by mu
+	destroyed bool // guarded by mu
 }
 
 func (s *box) ID() string { return s.spec.ID }
-
-func (s *box) warn(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.warnings = append(s.warnings, fmt.Sprintf(format, args...))
-}
-
-func (s *box) Warnings() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.warnings...)
-}
 
 // args builds the bubblewrap command line.
 // baseArgs builds the part of the bubblewrap command line that is the same
@@ -207,19 +196,13 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	if dead {
 		return nil, errors.New("sandbox is destroyed")
 	}
-	left := s.lim.Lifetime - time.Since(s.created)
-	if left <= 0 {
-		return nil, fmt.Errorf("sandbox %s outlived its %s lifetime: create a new one", s.spec.ID, s.lim.Lifetime)
-	}
 	if len(req.Argv) == 0 && req.Shell == "" {
 		return nil, errors.New("exec: give argv or a shell command")
 	}
-	timeout := req.Timeout
-	if timeout <= 0 || timeout > s.lim.CommandTimeout {
-		timeout = s.lim.CommandTimeout
+	timeout, err := s.lim.Bound(s.spec.ID, req.Timeout, s.created)
+	if err != nil {
+		return nil, err
 	}
-	// No command runs past the sandbox's lifetime.
-	timeout = min(timeout, left)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// A small host shell puts itself into the sandbox's cgroups, sets the

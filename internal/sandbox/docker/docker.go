@@ -127,7 +127,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 	}
 	s := &box{b: b, spec: spec, lim: lim, id: cr.ID, created: time.Now()}
 	for _, w := range cr.Warnings {
-		s.warn("docker: %s", w)
+		s.Warn("docker: %s", w)
 	}
 	if _, err := b.Client.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
 		_, _ = b.Client.ContainerRemove(context.WithoutCancel(ctx), cr.ID, client.ContainerRemoveOptions{Force: true})
@@ -135,7 +135,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 	}
 	s.started = time.Since(start)
 	if lim.CPUShares < 2 {
-		s.warn("cpu share %d is below docker's minimum of 2", lim.CPUShares)
+		s.Warn("cpu share %d is below docker's minimum of 2", lim.CPUShares)
 	}
 	return s, nil
 }
@@ -217,10 +217,11 @@ type box struct {
 	created time.Time
 	started time.Duration // how long create + start took
 
+	sandbox.Warned // what this host could not enforce
+
 	mu        sync.Mutex
-	warnings  []string // guarded by mu
-	destroyed bool     // guarded by mu
-	active    int      // commands running; guarded by mu
+	destroyed bool // guarded by mu
+	active    int  // commands running; guarded by mu
 }
 
 // StartTime is how long creating and starting the container took.
@@ -234,18 +235,6 @@ func StartTime(s sandbox.Sandbox) (time.Duration, bool) {
 
 func (s *box) ID() string { return s.spec.ID }
 
-func (s *box) warn(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.warnings = append(s.warnings, fmt.Sprintf(format, args...))
-}
-
-func (s *box) Warnings() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.warnings...)
-}
-
 // Exec implements sandbox.Sandbox.
 func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecResult, error) {
 	s.mu.Lock()
@@ -258,18 +247,13 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 		return nil, errors.New("sandbox is destroyed")
 	}
 	defer s.endCommand(ctx)
-	left := s.lim.Lifetime - time.Since(s.created)
-	if left <= 0 {
-		return nil, fmt.Errorf("sandbox %s outlived its %s lifetime: create a new one", s.spec.ID, s.lim.Lifetime)
-	}
 	if len(req.Argv) == 0 && req.Shell == "" {
 		return nil, errors.New("exec: give argv or a shell command")
 	}
-	timeout := req.Timeout
-	if timeout <= 0 || timeout > s.lim.CommandTimeout {
-		timeout = s.lim.CommandTimeout
+	timeout, err := s.lim.Bound(s.spec.ID, req.Timeout, s.created)
+	if err != nil {
+		return nil, err
 	}
-	timeout = min(timeout, left)
 	argv := req.Argv
 	if req.Shell != "" {
 		argv = []string{"/bin/sh", "-c", req.Shell}

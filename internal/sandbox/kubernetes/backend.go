@@ -83,7 +83,9 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 	}
 	objs := buildSandbox(b.cfg, spec, lim, lab, dataBytes)
 	s := &box{b: b, spec: spec, lim: lim, name: objs.pod.Name, sent: map[string]stamp{}, created: time.Now()}
-	s.warnings = warningsFor(b.cfg, spec, lim)
+	for _, w := range warningsFor(b.cfg, spec, lim) {
+		s.Warn("%s", w)
+	}
 	fail := func(err error) (sandbox.Sandbox, error) {
 		if derr := s.Destroy(context.WithoutCancel(ctx)); derr != nil {
 			b.cfg.Logger.Warn("remove a sandbox that failed to start", "sandbox", spec.ID, "err", derr)
@@ -200,9 +202,10 @@ type box struct {
 	syncMu sync.Mutex
 	sent   map[string]stamp // guarded by syncMu; /shared files already sent
 
+	sandbox.Warned // what a pod does not enforce
+
 	mu        sync.Mutex
-	warnings  []string // guarded by mu
-	destroyed bool     // guarded by mu
+	destroyed bool // guarded by mu
 }
 
 var _ sandbox.Sandbox = (*box)(nil)
@@ -218,13 +221,6 @@ func (s *box) LabURL() string {
 		return ""
 	}
 	return s.b.cfg.LabURL
-}
-
-// Warnings implements sandbox.Sandbox.
-func (s *box) Warnings() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.warnings...)
 }
 
 func (s *box) alive() error {

@@ -102,16 +102,6 @@ func execCommand(req sandbox.ExecRequest, timeout time.Duration, lim sandbox.Lim
 	return argv, b.Bytes()
 }
 
-// commandTimeout is a command's bound: the request's, at most the
-// sandbox's per-command limit, never past the sandbox's lifetime.
-func commandTimeout(req, limit, left time.Duration) time.Duration {
-	t := req
-	if t <= 0 || t > limit {
-		t = limit
-	}
-	return min(t, left)
-}
-
 // exitCode is the exit status an exec error carries (a command that ran
 // and exited non-zero), or ok false for any other error.
 func exitCode(err error) (code int, ok bool) {
@@ -213,17 +203,16 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	if err := s.alive(); err != nil {
 		return nil, err
 	}
-	left := s.lim.Lifetime - time.Since(s.created)
-	if left <= 0 {
-		return nil, fmt.Errorf("sandbox %s outlived its %s lifetime: create a new one", s.spec.ID, s.lim.Lifetime)
-	}
 	if len(req.Argv) == 0 && req.Shell == "" {
 		return nil, errors.New("exec: give argv or a shell command")
+	}
+	timeout, err := s.lim.Bound(s.spec.ID, req.Timeout, s.created)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.syncShared(ctx); err != nil {
 		return nil, err
 	}
-	timeout := commandTimeout(req.Timeout, s.lim.CommandTimeout, left)
 	argv, stdin := execCommand(req, timeout, s.lim)
 	out := &sandbox.Capped{Max: s.lim.OutputBytes}
 	errw := &sandbox.Capped{Max: s.lim.OutputBytes}
@@ -231,7 +220,7 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	cctx, cancel := context.WithTimeout(ctx, timeout+execGrace)
 	defer cancel()
 	start := time.Now()
-	err := s.b.stream(cctx, s.name, ContainerSandbox, argv, bytes.NewReader(stdin), out, pid)
+	err = s.b.stream(cctx, s.name, ContainerSandbox, argv, bytes.NewReader(stdin), out, pid)
 	res := &sandbox.ExecResult{Duration: time.Since(start)}
 	code, exited := exitCode(err)
 	killed := false

@@ -308,13 +308,4 @@ func TestExitCode(t *testing.T) {
 	if timedOut(137, time.Second, 2*time.Second) || !timedOut(137, 2*time.Second, 2*time.Second) || timedOut(1, time.Hour, time.Second) {
 		t.Error("timedOut")
 	}
-	if got := commandTimeout(0, time.Minute, time.Hour); got != time.Minute {
-		t.Error(got)
-	}
-	if got := commandTimeout(time.Hour, time.Minute, time.Hour); got != time.Minute {
-		t.Error(got)
-	}
-	if got := commandTimeout(30*time.Second, time.Minute, 10*time.Second); got != 10*time.Second {
-		t.Error(got)
-	}
 }
