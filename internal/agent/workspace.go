@@ -15,6 +15,18 @@ import (
 // by find inside the sandbox, read through the sandbox's confined
 // ReadFile) into a canonical snapshot archive.
 func snapshotWorkspace(ctx context.Context, sb sandbox.Sandbox) (*snapshot.Tree, []byte, error) {
+	if tr, ok := sb.(sandbox.TreeReader); ok {
+		// One call for the whole tree where each call costs (containers).
+		got, err := tr.ReadTree(ctx)
+		if err != nil {
+			return nil, nil, Mistake("snapshot: %v", err)
+		}
+		files := make([]snapshot.File, len(got))
+		for i, f := range got {
+			files[i] = snapshot.File{Path: f.Path, Mode: f.Mode, Data: f.Data}
+		}
+		return snapshotFiles(files)
+	}
 	res, err := sb.Exec(ctx, sandbox.ExecRequest{Shell: `cd /workspace && find . -type f -printf '%m %s %P\0'`})
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox: %w", err)
@@ -41,6 +53,10 @@ func snapshotWorkspace(ctx context.Context, sb sandbox.Sandbox) (*snapshot.Tree,
 		}
 		files = append(files, snapshot.File{Path: f[2], Mode: uint32(mode), Data: data})
 	}
+	return snapshotFiles(files)
+}
+
+func snapshotFiles(files []snapshot.File) (*snapshot.Tree, []byte, error) {
 	t, b, err := snapshot.FromFiles(files, snapshot.Limits{})
 	if err != nil {
 		if snapshot.IsInputError(err) {

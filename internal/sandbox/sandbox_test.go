@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"archive/tar"
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -44,5 +46,34 @@ func TestCappedAndFinish(t *testing.T) {
 	w.Warn("limit %s", "x")
 	if got := w.Warnings(); len(got) != 1 || got[0] != "limit x" {
 		t.Errorf("warnings %q", got)
+	}
+}
+
+func TestReadTar(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./a.txt", Typeflag: tar.TypeReg, Mode: 0o100644, Size: 2},
+		{Name: "./l", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
+		{Name: "./p", Typeflag: tar.TypeFifo},
+	} {
+		tw.WriteHeader(h)
+		if h.Size > 0 {
+			tw.Write([]byte("hi"))
+		}
+	}
+	tw.Close()
+	files, err := ReadTar(&buf)
+	if err != nil || len(files) != 1 || files[0].Path != "a.txt" || files[0].Mode != 0o644 || string(files[0].Data) != "hi" {
+		t.Fatalf("%+v %v", files, err)
+	}
+	buf.Reset()
+	tw = tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "../../etc/x", Typeflag: tar.TypeReg, Size: 1})
+	tw.Write([]byte("x"))
+	tw.Close()
+	if _, err := ReadTar(&buf); err == nil || !strings.Contains(err.Error(), "leaves the workspace") {
+		t.Errorf("escaping path: %v", err)
 	}
 }

@@ -515,6 +515,23 @@ func (s *box) ReadFile(p string) ([]byte, error) {
 	return out.Buf.Bytes(), nil
 }
 
+// ReadTree implements sandbox.TreeReader: /workspace as one tar stream,
+// one exec instead of one per file.
+func (s *box) ReadTree(ctx context.Context) ([]sandbox.File, error) {
+	out := &sandbox.Capped{Max: sandbox.MaxTree}
+	errw := &sandbox.Capped{Max: 4096}
+	code, _, err := s.run(ctx, execOpts{argv: sandbox.TreeCommand, dir: "/workspace", timeout: 5 * time.Minute}, out, errw)
+	switch {
+	case err != nil:
+		return nil, err
+	case out.Dropped > 0:
+		return nil, fmt.Errorf("/workspace holds more than %d MiB", sandbox.MaxTree>>20)
+	case code != 0:
+		return nil, fmt.Errorf("read /workspace: tar exited %d: %s", code, strings.TrimSpace(errw.Buf.String()))
+	}
+	return sandbox.ReadTar(&out.Buf)
+}
+
 // Destroy implements sandbox.Sandbox: the container and its tmpfs go.
 func (s *box) Destroy(ctx context.Context) error {
 	s.mu.Lock()

@@ -314,6 +314,23 @@ func (s *box) ReadFile(rel string) ([]byte, error) {
 	return out.Buf.Bytes(), nil
 }
 
+// ReadTree implements sandbox.TreeReader: /workspace as one tar stream,
+// one exec instead of one per file.
+func (s *box) ReadTree(ctx context.Context) ([]sandbox.File, error) {
+	if err := s.alive(); err != nil {
+		return nil, err
+	}
+	out := &sandbox.Capped{Max: sandbox.MaxTree}
+	errw := &sandbox.Capped{Max: 4096}
+	if err := s.b.stream(ctx, s.name, ContainerSandbox, sandbox.TreeCommand, nil, out, errw); err != nil {
+		return nil, fmt.Errorf("sandbox %s: read /workspace: %w: %s", s.spec.ID, err, strings.TrimSpace(errw.Buf.String()))
+	}
+	if out.Dropped > 0 {
+		return nil, fmt.Errorf("sandbox %s: /workspace holds more than %d MiB", s.spec.ID, sandbox.MaxTree>>20)
+	}
+	return sandbox.ReadTar(&out.Buf)
+}
+
 // destroyWait bounds how long Destroy waits for the pod to go.
 const destroyWait = time.Minute
 

@@ -9,12 +9,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,6 +54,43 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Rlimits", func(t *testing.T) { rlimits(t, h) })
 	t.Run("HostFileAccess", func(t *testing.T) { hostFileAccess(t, h) })
 	t.Run("LabSocketOnly", func(t *testing.T) { labSocketOnly(t, h) })
+	t.Run("ReadTree", func(t *testing.T) { readTree(t, h) })
+}
+
+// readTree: a backend's bulk reader (sandbox.TreeReader) returns exactly
+// the workspace's regular files, with their modes and contents, as ReadFile
+// reads them one by one; links, FIFOs and what they point at are left out.
+func readTree(t *testing.T, h Harness) {
+	s, canary := box(t, h, "tree", sandbox.Limits{})
+	tr, ok := s.(sandbox.TreeReader)
+	if !ok {
+		t.Skip("this backend reads files one by one (no TreeReader)")
+	}
+	Sh(t, s, "mkdir -p a/b && printf one > a/b/one.txt && printf '#!/bin/sh\\necho hi\\n' > run.sh && chmod 755 run.sh && "+
+		"head -c 300000 /dev/urandom > blob.bin && mkfifo pipe && ln -s "+canary+" leak && ln -s a/b/one.txt inside && touch empty", 0)
+	files, err := tr.ReadTree(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]sandbox.File{}
+	for _, f := range files {
+		got[f.Path] = f
+	}
+	want := map[string]uint32{"a/b/one.txt": 0o644, "run.sh": 0o755, "blob.bin": 0o644, "empty": 0o644}
+	if len(got) != len(want) {
+		t.Errorf("ReadTree gave %d files, want %d: %v", len(got), len(want), slices.Sorted(maps.Keys(got)))
+	}
+	for p, mode := range want {
+		f, ok := got[p]
+		if !ok {
+			t.Errorf("ReadTree lacks %s", p)
+			continue
+		}
+		one, err := s.ReadFile(p)
+		if err != nil || string(one) != string(f.Data) || f.Mode != mode {
+			t.Errorf("%s: ReadTree %d bytes mode %o, ReadFile %d bytes (%v), want mode %o", p, len(f.Data), f.Mode, len(one), err, mode)
+		}
+	}
 }
 
 // box creates a sandbox with a data dir and a host canary outside every
