@@ -51,7 +51,7 @@ test-kube:
 race:
 	$(GO) test -race -count=1 ./internal/lab ./internal/store/... ./internal/forum/... ./internal/score ./internal/w2s ./internal/baseline ./internal/sandbox/... ./internal/agent ./internal/llm ./internal/labclient ./internal/labmcp ./internal/proxy ./internal/verify
 	$(GO) test -race -count=1 ./cmd/aar -run 'TestLabCLI|TestForumScenario|TestBuiltinPipeline|TestEndToEnd|TestResearcherScriptedSession'
-	$(GO) test -race -count=1 ./internal/campaign
+	$(GO) test -race -count=1 ./internal/campaign ./internal/launch
 
 # gofmt and staticcheck (installed from the Go module proxy when missing).
 lint:

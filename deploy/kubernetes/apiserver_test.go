@@ -33,7 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/aar-lab/aar/internal/campaign"
+	"github.com/aar-lab/aar/internal/launch"
 	"github.com/aar-lab/aar/internal/sandbox"
 	kube "github.com/aar-lab/aar/internal/sandbox/kubernetes"
 )
@@ -591,7 +591,7 @@ func testLauncher(ctx context.Context, t *testing.T, cfg *rest.Config, ns string
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := campaign.WorkerSpec{Campaign: "deploy-test", Researcher: "r1", Token: "aar_test_token",
+	spec := launch.Spec{Campaign: "deploy-test", Researcher: "r1", Token: "aar_test_token",
 		Args: []string{"researcher", "--lab", kc.LabURL, "--name", "r1", "--data", kc.WorkerDataDir}}
 	w, err := l.Launch(ctx, spec, io.Discard)
 	if err != nil {

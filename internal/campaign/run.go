@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aar-lab/aar/internal/labclient"
+	"github.com/aar-lab/aar/internal/launch"
 )
 
 // Options configure a campaign run.
@@ -36,7 +37,7 @@ type Options struct {
 	// processes); WorkerArgs are added to every worker's aar researcher
 	// arguments (e.g. --sandbox docker); WorkerData is the --data each
 	// worker gets (default DataDir; a pod's own directory on a cluster).
-	Launcher   Launcher
+	Launcher   launch.Launcher
 	WorkerArgs []string
 	WorkerData string
 	// Env is added to every worker's environment (model keys); the worker's
@@ -85,7 +86,7 @@ type Outcome struct {
 type worker struct {
 	name   string
 	spec   ResearcherSpec
-	proc   Worker
+	proc   launch.Worker
 	exit   chan exit
 	done   chan struct{}
 	mu     sync.Mutex
@@ -126,7 +127,7 @@ type Supervisor struct {
 // baselines, and starts a worker per researcher that has work left.
 func Start(ctx context.Context, o Options) (*Supervisor, error) {
 	if o.Launcher == nil {
-		o.Launcher = LocalLauncher{Exe: o.Exe}
+		o.Launcher = launch.Local{Exe: o.Exe}
 	}
 	if o.WorkerData == "" {
 		o.WorkerData = o.DataDir
@@ -312,7 +313,7 @@ func (s *Supervisor) launch(ctx context.Context, r ResearcherSpec) error {
 		args = append(args, "--deadline", s.deadline.UTC().Format(time.RFC3339))
 	}
 	args = append(args, s.o.WorkerArgs...)
-	ws := WorkerSpec{Campaign: s.id, Researcher: r.Name, Args: args, Token: tok, Proxied: r.Backend == "agent-cli"}
+	ws := launch.Spec{Campaign: s.id, Researcher: r.Name, Args: args, Token: tok, Proxied: r.Backend == "agent-cli"}
 	if !ws.Proxied {
 		ws.Env = append(ws.Env, s.o.Env...)
 	}
@@ -383,22 +384,6 @@ func actionOf(line, name string) string {
 		return ""
 	}
 	return rest
-}
-
-func withoutEnv(env []string, keys ...string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		drop := false
-		for _, k := range keys {
-			if strings.HasPrefix(kv, k+"=") {
-				drop = true
-			}
-		}
-		if !drop {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // Wait follows the campaign until every worker has ended or ctx ends (then

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aar-lab/aar/internal/campaign"
+	"github.com/aar-lab/aar/internal/launch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,7 +39,7 @@ type Launcher struct {
 	owners map[string]*corev1.ConfigMap // guarded by mu; by campaign
 }
 
-var _ campaign.Launcher = (*Launcher)(nil)
+var _ launch.Launcher = (*Launcher)(nil)
 
 // NewLauncher validates cfg (after filling defaults) and returns a
 // launcher for cfg.Namespace.
@@ -93,7 +93,7 @@ type workerObjects struct {
 // spec.Env's model keys are left out (on a cluster they come from
 // Config.ModelSecret); its other entries go into the worker's Secret with
 // the token.
-func buildWorker(cfg Config, spec campaign.WorkerSpec, camp, name string, owner []metav1.OwnerReference) workerObjects {
+func buildWorker(cfg Config, spec launch.Spec, camp, name string, owner []metav1.OwnerReference) workerObjects {
 	lbl := objectLabels(camp, spec.Researcher, RoleWorker)
 	meta := func() metav1.ObjectMeta {
 		l := make(map[string]string, len(lbl))
@@ -118,7 +118,7 @@ func buildWorker(cfg Config, spec campaign.WorkerSpec, camp, name string, owner 
 	seen := map[string]bool{TokenKey: true}
 	for _, kv := range spec.Env {
 		k, v, ok := cutEnv(kv)
-		if !ok || seen[k] || slices.Contains(campaign.ModelEnv, k) || k == "AAR_LAB" {
+		if !ok || seen[k] || slices.Contains(launch.ModelEnv, k) || k == "AAR_LAB" {
 			continue
 		}
 		seen[k] = true
@@ -126,7 +126,7 @@ func buildWorker(cfg Config, spec campaign.WorkerSpec, camp, name string, owner 
 		env = append(env, fromSecret(k, name, k, false))
 	}
 	if !spec.Proxied {
-		for _, k := range campaign.ModelEnv {
+		for _, k := range launch.ModelEnv {
 			env = append(env, fromSecret(k, cfg.ModelSecret, k, true))
 		}
 	}
@@ -198,10 +198,10 @@ func cutEnv(kv string) (k, v string, ok bool) {
 	return k, v, ok && envName.MatchString(k)
 }
 
-// Launch implements campaign.Launcher: it makes the campaign's owner (once),
+// Launch implements launch.Launcher: it makes the campaign's owner (once),
 // the worker's Secret and its pod, and returns at once; the worker's log
 // lines reach log once the pod runs.
-func (l *Launcher) Launch(ctx context.Context, spec campaign.WorkerSpec, log io.Writer) (campaign.Worker, error) {
+func (l *Launcher) Launch(ctx context.Context, spec launch.Spec, log io.Writer) (launch.Worker, error) {
 	if l.ctx.Err() != nil {
 		return nil, fmt.Errorf("start worker %s: the launcher was cleaned up", spec.Researcher)
 	}

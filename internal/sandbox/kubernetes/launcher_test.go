@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aar-lab/aar/internal/campaign"
+	"github.com/aar-lab/aar/internal/launch"
+
 	"github.com/aar-lab/aar/internal/sandbox"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,14 +37,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func workerSpec(camp, researcher string) campaign.WorkerSpec {
-	return campaign.WorkerSpec{Campaign: camp, Researcher: researcher, Token: testToken,
+func workerSpec(camp, researcher string) launch.Spec {
+	return launch.Spec{Campaign: camp, Researcher: researcher, Token: testToken,
 		Args: []string{"researcher", "--lab", "http://aar-lab.aar.svc:8420", "--name", researcher, "--data", DefaultWorkerDataDir},
 		Env:  []string{"ANTHROPIC_API_KEY=sk-laptop-key", "AAR_EXTRA=extra-value"}}
 }
 
 // launched is a worker and its pod.
-func launch(t *testing.T, l *Launcher, spec campaign.WorkerSpec, log *syncBuffer) (campaign.Worker, *corev1.Pod) {
+func launchWorker(t *testing.T, l *Launcher, spec launch.Spec, log *syncBuffer) (launch.Worker, *corev1.Pod) {
 	t.Helper()
 	w, err := l.Launch(context.Background(), spec, log)
 	if err != nil {
@@ -66,7 +67,7 @@ type waited struct {
 	err     error
 }
 
-func startWait(w campaign.Worker) chan waited {
+func startWait(w launch.Worker) chan waited {
 	ch := make(chan waited, 1)
 	go func() {
 		s, err := w.Wait()
@@ -97,7 +98,7 @@ func TestLaunchMakesTheWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Cleanup(context.Background())
-	w, p := launch(t, l, workerSpec("camp-x", "Alice_The.Great"), &syncBuffer{})
+	w, p := launchWorker(t, l, workerSpec("camp-x", "Alice_The.Great"), &syncBuffer{})
 	defer w.Kill()
 
 	if msgs := validation.IsDNS1123Label(p.Name); len(msgs) > 0 {
@@ -168,7 +169,7 @@ func TestLaunchMakesTheWorker(t *testing.T) {
 		}
 	}
 	wantSecrets := map[string]string{TokenKey: p.Name + "/AAR_TOKEN", "AAR_EXTRA": p.Name + "/AAR_EXTRA"}
-	for _, k := range campaign.ModelEnv {
+	for _, k := range launch.ModelEnv {
 		wantSecrets[k] = DefaultModelSecret + "/" + k + "?"
 	}
 	if !reflect.DeepEqual(secretRefs, wantSecrets) {
@@ -210,10 +211,10 @@ func TestLaunchProxiedGetsNoModelKeys(t *testing.T) {
 	spec := workerSpec("camp-p", "agent")
 	spec.Proxied = true
 	spec.Env = nil
-	w, p := launch(t, l, spec, &syncBuffer{})
+	w, p := launchWorker(t, l, spec, &syncBuffer{})
 	defer w.Kill()
 	for _, e := range p.Spec.Containers[0].Env {
-		if slices.Contains(campaign.ModelEnv, e.Name) {
+		if slices.Contains(launch.ModelEnv, e.Name) {
 			t.Errorf("proxied worker gets %s", e.Name)
 		}
 	}
@@ -230,7 +231,7 @@ func TestWorkerWait(t *testing.T) {
 
 	t.Run("succeeded", func(t *testing.T) {
 		log := &syncBuffer{}
-		w, p := launch(t, l, workerSpec("camp-w", "ok"), log)
+		w, p := launchWorker(t, l, workerSpec("camp-w", "ok"), log)
 		ch := startWait(w)
 		kubelet(t, ns, p.Name, running(ContainerWorker))
 		summary := `{"reason":"the researcher finished","steps":12}`
@@ -251,7 +252,7 @@ func TestWorkerWait(t *testing.T) {
 	})
 
 	t.Run("failed", func(t *testing.T) {
-		w, p := launch(t, l, workerSpec("camp-w", "bad"), &syncBuffer{})
+		w, p := launchWorker(t, l, workerSpec("camp-w", "bad"), &syncBuffer{})
 		ch := startWait(w)
 		kubelet(t, ns, p.Name, running(ContainerWorker))
 		kubelet(t, ns, p.Name, func(s *corev1.PodStatus) {
@@ -268,7 +269,7 @@ func TestWorkerWait(t *testing.T) {
 	})
 
 	t.Run("oom", func(t *testing.T) {
-		w, p := launch(t, l, workerSpec("camp-w", "oom"), &syncBuffer{})
+		w, p := launchWorker(t, l, workerSpec("camp-w", "oom"), &syncBuffer{})
 		ch := startWait(w)
 		kubelet(t, ns, p.Name, func(s *corev1.PodStatus) {
 			running(ContainerWorker)(s)
@@ -283,7 +284,7 @@ func TestWorkerWait(t *testing.T) {
 
 	t.Run("image pull", func(t *testing.T) {
 		log := &syncBuffer{}
-		w, p := launch(t, l, workerSpec("camp-w", "pull"), log)
+		w, p := launchWorker(t, l, workerSpec("camp-w", "pull"), log)
 		ch := startWait(w)
 		kubelet(t, ns, p.Name, func(s *corev1.PodStatus) {
 			s.Phase = corev1.PodPending
@@ -302,7 +303,7 @@ func TestWorkerWait(t *testing.T) {
 
 	t.Run("unschedulable is noted", func(t *testing.T) {
 		log := &syncBuffer{}
-		w, p := launch(t, l, workerSpec("camp-w", "pending"), log)
+		w, p := launchWorker(t, l, workerSpec("camp-w", "pending"), log)
 		ch := startWait(w)
 		kubelet(t, ns, p.Name, func(s *corev1.PodStatus) {
 			s.Phase = corev1.PodPending
@@ -322,7 +323,7 @@ func TestWorkerWait(t *testing.T) {
 
 	for _, stop := range []string{"Stop", "Kill"} {
 		t.Run(stop, func(t *testing.T) {
-			w, p := launch(t, l, workerSpec("camp-w", strings.ToLower(stop)), &syncBuffer{})
+			w, p := launchWorker(t, l, workerSpec("camp-w", strings.ToLower(stop)), &syncBuffer{})
 			ch := startWait(w)
 			kubelet(t, ns, p.Name, running(ContainerWorker))
 			if stop == "Stop" {
@@ -365,7 +366,7 @@ func TestCleanup(t *testing.T) {
 		}
 		launchers = append(launchers, l)
 		for _, r := range []string{"r1", "r2"} {
-			launch(t, l, workerSpec(camp, r), &syncBuffer{})
+			launchWorker(t, l, workerSpec(camp, r), &syncBuffer{})
 		}
 		// A sandbox one of its workers made.
 		cfg := testConfig(ns)

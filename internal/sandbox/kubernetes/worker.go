@@ -10,14 +10,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aar-lab/aar/internal/campaign"
+	"github.com/aar-lab/aar/internal/launch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
-// podWorker is one worker pod (campaign.Worker). Two goroutines, owned by
+// podWorker is one worker pod (launch.Worker). Two goroutines, owned by
 // the Launcher (Cleanup ends them): one watches the pod until it ends or
 // goes, one copies its log to the Launch's writer.
 type podWorker struct {
@@ -36,7 +36,7 @@ type podWorker struct {
 	err     error  // guarded by mu
 }
 
-var _ campaign.Worker = (*podWorker)(nil)
+var _ launch.Worker = (*podWorker)(nil)
 
 // logDrain bounds how long Wait waits for the last log lines once the pod
 // ended.
@@ -60,12 +60,12 @@ func newPodWorker(l *Launcher, name, researcher string, log io.Writer) *podWorke
 	return w
 }
 
-// Describe implements campaign.Worker.
+// Describe implements launch.Worker.
 func (w *podWorker) Describe() map[string]any {
 	return map[string]any{"namespace": w.ns, "pod": w.name}
 }
 
-// Wait implements campaign.Worker: the pod's termination message (the
+// Wait implements launch.Worker: the pod's termination message (the
 // worker's JSON summary) and nil when it succeeded; an error naming the
 // reason and exit code when it failed, could not start (an image it
 // cannot pull) or was deleted first.
@@ -91,11 +91,11 @@ func (w *podWorker) ended() bool {
 	}
 }
 
-// Stop implements campaign.Worker: it deletes the pod with
+// Stop implements launch.Worker: it deletes the pod with
 // Config.WorkerGracePeriod (the kubelet sends SIGTERM, then SIGKILL).
 func (w *podWorker) Stop() { w.delete(int64(w.l.cfg.WorkerGracePeriod / time.Second)) }
 
-// Kill implements campaign.Worker: it deletes the pod at once.
+// Kill implements launch.Worker: it deletes the pod at once.
 func (w *podWorker) Kill() { w.delete(0) }
 
 func (w *podWorker) delete(grace int64) {

@@ -1,4 +1,8 @@
-package campaign
+// Package launch owns how a researcher's worker (aar researcher) is
+// started: the Launcher interface the campaign supervisor uses, the spec it
+// passes, and the local launcher (a child process). Cluster launchers
+// (sandbox/kubernetes) implement the same interface.
+package launch
 
 import (
 	"context"
@@ -6,13 +10,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 )
 
-// WorkerSpec is one researcher's worker for a Launcher to start: `aar
+// Spec is one researcher's worker for a Launcher to start: `aar
 // researcher` with Args, its lab token, and the model keys in Env.
-type WorkerSpec struct {
+type Spec struct {
 	Campaign string
 	// Researcher names the researcher (unique in the campaign).
 	Researcher string
@@ -45,25 +50,25 @@ type Worker interface {
 	Kill()
 }
 
-// Launcher starts workers: local child processes (LocalLauncher) or pods on
+// Launcher starts workers: local child processes (Local) or pods on
 // a cluster (sandbox/kube). Launch copies the worker's log (stderr) lines to
 // log as they come, and closes nothing.
 type Launcher interface {
-	Launch(ctx context.Context, spec WorkerSpec, log io.Writer) (Worker, error)
+	Launch(ctx context.Context, spec Spec, log io.Writer) (Worker, error)
 }
 
 // ModelEnv are the environment variables that carry model keys and
 // endpoints.
 var ModelEnv = []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"}
 
-// LocalLauncher runs each worker as a child process of aar run (Exe), which
+// Local runs each worker as a child process of aar run (Exe), which
 // dies with it and gets signals only from it.
-type LocalLauncher struct {
+type Local struct {
 	Exe string
 }
 
 // Launch implements Launcher.
-func (l LocalLauncher) Launch(_ context.Context, spec WorkerSpec, log io.Writer) (Worker, error) {
+func (l Local) Launch(_ context.Context, spec Spec, log io.Writer) (Worker, error) {
 	cmd := exec.Command(l.Exe, spec.Args...)
 	env := withoutEnv(os.Environ(), "AAR_TOKEN", "AAR_LAB")
 	if spec.Proxied {
@@ -96,3 +101,15 @@ func (w *localWorker) Wait() ([]byte, error) {
 
 func (w *localWorker) Stop() { _ = w.cmd.Process.Signal(syscall.SIGTERM) }
 func (w *localWorker) Kill() { _ = w.cmd.Process.Kill() }
+
+// withoutEnv drops the given keys from env.
+func withoutEnv(env []string, keys ...string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(keys, k) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
