@@ -95,11 +95,22 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	html := func(sel string) string {
 		t.Helper()
-		h, err := chromedp.Run(ctx, chromedp.OuterHTML(sel))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
+		// A form's submit navigates: until the new page has loaded, a read
+		// can land on the old one's destroyed context ("Cannot find
+		// context with specified id"); read again.
+		var err error
+		for range 20 {
+			var h string
+			if h, err = chromedp.Run(ctx, chromedp.OuterHTML(sel)); err == nil {
+				return h
+			}
+			if !strings.Contains(err.Error(), "Cannot find context") {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
-		return h
+		t.Fatalf("read %s: %v", sel, err)
+		return ""
 	}
 
 	run("log in", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`input[name=token]`),

@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	kube "github.com/aar-lab/aar/internal/sandbox/kubernetes"
 )
@@ -41,6 +43,7 @@ func TestRunKubernetes(t *testing.T) {
 		assets = strings.TrimSpace(string(out))
 	}
 	t.Setenv("KUBEBUILDER_ASSETS", assets)
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through it, and warns with a stack when unset
 	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
 	if _, err := env.Start(); err != nil {
 		t.Fatal(err)

@@ -527,7 +527,8 @@ func TestRunBadInput(t *testing.T) {
 		{[]string{"--verify-top", "-1"}, exitUsage, "--verify-top -1"},
 		{[]string{"--sandbox", "vm"}, exitUsage, `--sandbox "vm": give local, docker or kubernetes`},
 		{[]string{"--sandbox", "kubernetes"}, exitUsage, "--sandbox kubernetes needs --lab"},
-		{[]string{"--gpus", "2"}, exitUsage, "apply to --sandbox docker only"},
+		{[]string{"--gpus", "2"}, exitUsage, "--gpus applies to --sandbox docker or kubernetes"},
+		{[]string{"--docker-image", "x"}, exitUsage, "--docker-image and --docker-runtime apply to --sandbox docker only"},
 	} {
 		t.Setenv("AAR_TOKEN", "")
 		code, _, errs := aar(t, data, append([]string{"run"}, c.args...)...)

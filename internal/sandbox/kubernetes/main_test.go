@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // One kube-apiserver and etcd for the package's tests (envtest): a real
@@ -40,6 +42,7 @@ func runMain(m *testing.M) int {
 	}
 	// envtest prefers KUBEBUILDER_ASSETS whenever it is set, even empty.
 	os.Setenv("KUBEBUILDER_ASSETS", assets)
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through it, and warns with a stack when unset
 	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute, ControlPlaneStopTimeout: time.Minute}
 	cfg, err := env.Start()
 	if err != nil {
