@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aar-lab/aar/internal/sandbox"
+	"github.com/aar-lab/aar/internal/sandbox/sandboxtest"
 )
 
 // The test binary doubles as the label-free aar binary inside a sandbox: a
@@ -51,12 +52,7 @@ func newAuditBox(t *testing.T) *auditBox {
 	needBwrap(t)
 	needStrace(t)
 	root := t.TempDir()
-	data := filepath.Join(root, "public")
-	os.MkdirAll(data, 0o755)
-	os.WriteFile(filepath.Join(data, "test.jsonl"), []byte(`{"id":"t1","text":"x"}`+"\n"), 0o644)
-	canary := filepath.Join(root, "private", "labels.jsonl")
-	os.MkdirAll(filepath.Dir(canary), 0o700)
-	os.WriteFile(canary, []byte("CANARY-LABEL-42\n"), 0o600)
+	data, canary := sandboxtest.Fixture(t, root)
 	sock := filepath.Join(root, "lab.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {

@@ -31,12 +31,7 @@ func newBox(t *testing.T, lim sandbox.Limits) (sandbox.Sandbox, string) {
 	t.Helper()
 	needBwrap(t)
 	root := t.TempDir()
-	data := filepath.Join(root, "public")
-	os.MkdirAll(data, 0o755)
-	os.WriteFile(filepath.Join(data, "test.jsonl"), []byte(`{"id":"t1","text":"x"}`+"\n"), 0o644)
-	canary := filepath.Join(root, "private", "labels.jsonl")
-	os.MkdirAll(filepath.Dir(canary), 0o700)
-	os.WriteFile(canary, []byte("CANARY-LABEL-42\n"), 0o600)
+	data, canary := sandboxtest.Fixture(t, root)
 	b := &Backend{Root: filepath.Join(root, "sandboxes")}
 	s, err := b.Create(context.Background(), sandbox.Spec{ID: "box1", Data: data, Limits: lim})
 	if err != nil {

@@ -93,17 +93,30 @@ func readTree(t *testing.T, h Harness) {
 	}
 }
 
-// box creates a sandbox with a data dir and a host canary outside every
-// mount.
+// Fixture writes, under root, a public view (root/public, one test row)
+// and a canary label file outside it (root/private/labels.jsonl, mode 0600):
+// what a sandbox gets at /data, and what it must never read.
+func Fixture(t *testing.T, root string) (data, canary string) {
+	t.Helper()
+	data = filepath.Join(root, "public")
+	canary = filepath.Join(root, "private", "labels.jsonl")
+	for _, err := range []error{
+		os.MkdirAll(data, 0o755),
+		os.WriteFile(filepath.Join(data, "test.jsonl"), []byte(`{"id":"t1","text":"x"}`+"\n"), 0o644),
+		os.MkdirAll(filepath.Dir(canary), 0o700),
+		os.WriteFile(canary, []byte("CANARY-LABEL-42\n"), 0o600),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return data, canary
+}
+
+// box creates a sandbox with Fixture's public view at /data.
 func box(t *testing.T, h Harness, id string, lim sandbox.Limits) (sandbox.Sandbox, string) {
 	t.Helper()
-	root := t.TempDir()
-	data := filepath.Join(root, "public")
-	os.MkdirAll(data, 0o755)
-	os.WriteFile(filepath.Join(data, "test.jsonl"), []byte(`{"id":"t1","text":"x"}`+"\n"), 0o644)
-	canary := filepath.Join(root, "private", "labels.jsonl")
-	os.MkdirAll(filepath.Dir(canary), 0o700)
-	os.WriteFile(canary, []byte("CANARY-LABEL-42\n"), 0o600)
+	data, canary := Fixture(t, t.TempDir())
 	return h.New(t, sandbox.Spec{ID: id, Data: data, Limits: lim}), canary
 }
 
