@@ -209,7 +209,7 @@ func runResearcher(ctx context.Context, g *globals, o researcherOpts) error {
 	_, _ = rand.Read(sfx)
 	id := fmt.Sprintf("%s-%s", clip(sanitizeID(name), 30), hex.EncodeToString(sfx))
 	if o.sandboxPrefix != "" {
-		id = clip(sanitizeID(o.sandboxPrefix), 24) + "-" + id
+		id = sandboxPrefix(o.sandboxPrefix) + id
 	}
 	if o.deadline != "" {
 		dl, err := time.Parse(time.RFC3339, o.deadline)
@@ -539,6 +539,11 @@ func clip(s string, n int) string {
 
 // sanitizeID makes s usable in a sandbox id (lower-case letters, digits,
 // '-' and '_').
+// sandboxPrefix starts the id of every sandbox a campaign's workers make
+// (aar run passes the campaign id as --sandbox-prefix), so a later run can
+// find and remove what a crashed one left.
+func sandboxPrefix(campaign string) string { return clip(sanitizeID(campaign), 24) + "-" }
+
 func sanitizeID(s string) string {
 	s = strings.ToLower(s)
 	var b strings.Builder

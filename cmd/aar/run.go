@@ -429,7 +429,7 @@ func runCampaign(cmd *cobra.Command, g *globals, o runOpts) error {
 			return err
 		}
 		o.engine.dockerImage = db.Image
-		removed, err := db.Reap(ctx, clip(sanitizeID(id), 24)+"-")
+		removed, err := db.Reap(ctx, sandboxPrefix(id))
 		for _, r := range removed {
 			fmt.Fprintf(g.stderr, "removed sandbox container %s left by an earlier run\n", r)
 		}
@@ -581,7 +581,7 @@ func removeStaleSandboxes(g *globals, dir, id string) {
 	if err != nil {
 		return
 	}
-	prefix := clip(sanitizeID(id), 24) + "-"
+	prefix := sandboxPrefix(id)
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), prefix) {
 			if err := b.Remove(e.Name()); err == nil {

@@ -119,7 +119,6 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 		NetworkDisabled: true,
 		StopSignal:      "SIGKILL",
 	}
-	start := time.Now()
 	name := ContainerName(spec.ID)
 	cr, err := b.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc})
 	if err != nil {
@@ -133,7 +132,6 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 		_, _ = b.Client.ContainerRemove(context.WithoutCancel(ctx), cr.ID, client.ContainerRemoveOptions{Force: true})
 		return nil, fmt.Errorf("start container %s: %w", name, err)
 	}
-	s.started = time.Since(start)
 	if lim.CPUShares < 2 {
 		s.Warn("cpu share %d is below docker's minimum of 2", lim.CPUShares)
 	}
@@ -215,22 +213,12 @@ type box struct {
 	lim     sandbox.Limits
 	id      string // container id
 	created time.Time
-	started time.Duration // how long create + start took
 
 	sandbox.Warned // what this host could not enforce
 
 	mu        sync.Mutex
 	destroyed bool // guarded by mu
 	active    int  // commands running; guarded by mu
-}
-
-// StartTime is how long creating and starting the container took.
-func StartTime(s sandbox.Sandbox) (time.Duration, bool) {
-	b, ok := s.(*box)
-	if !ok {
-		return 0, false
-	}
-	return b.started, true
 }
 
 func (s *box) ID() string { return s.spec.ID }
@@ -246,7 +234,7 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	if dead {
 		return nil, errors.New("sandbox is destroyed")
 	}
-	defer s.endCommand(ctx)
+	defer s.endCommand()
 	if len(req.Argv) == 0 && req.Shell == "" {
 		return nil, errors.New("exec: give argv or a shell command")
 	}
@@ -284,7 +272,7 @@ func (s *box) Exec(ctx context.Context, req sandbox.ExecRequest) (*sandbox.ExecR
 	return res, nil
 }
 
-func (s *box) endCommand(ctx context.Context) {
+func (s *box) endCommand() {
 	s.mu.Lock()
 	s.active--
 	s.mu.Unlock()
@@ -312,9 +300,8 @@ func (s *box) run(ctx context.Context, o execOpts, stdout, stderr io.Writer) (co
 	// margin before it gives up on the stream.
 	secs := strconv.FormatFloat(o.timeout.Seconds(), 'f', 3, 64)
 	cmd := append([]string{"timeout", "-s", "KILL", secs}, o.argv...)
-	env := append([]string(nil), o.env...)
 	ec, err := s.b.Client.ExecCreate(ctx, s.id, client.ExecCreateOptions{
-		User: user, Cmd: cmd, Env: env, WorkingDir: o.dir,
+		User: user, Cmd: cmd, Env: o.env, WorkingDir: o.dir,
 		AttachStdin: true, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
